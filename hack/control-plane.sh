@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The local control plane: etcd and a real kube-apiserver on 127.0.0.1, RBAC on, with an admin
+# kubeconfig at $STATE_DIR/kubeconfig. Start is idempotent (a running plane is reused); stop
+# ends exactly the processes whose pids this script recorded.
+source "$(dirname "$0")/lib.sh"
+
+PKI="$STATE_DIR/pki"
+ETCD_DATA="$STATE_DIR/etcd"
+
+pid_alive() { [[ -f "$STATE_DIR/$1.pid" ]] && kill -0 "$(cat "$STATE_DIR/$1.pid")" 2>/dev/null; }
+
+gen_pki() {
+  [[ -f "$PKI/admin.crt" ]] && return
+  mkdir -p "$PKI"; chmod 700 "$PKI"
+  log "generating certificates in $PKI"
+  (
+    cd "$PKI"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kongmasker-local-ca" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    cat > server.ext <<EXT
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+extendedKeyUsage=serverAuth
+EXT
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key -out apiserver.csr 2>/dev/null
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out apiserver.crt 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' > client.ext
+    openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kongmasker-admin" -keyout admin.key -out admin.csr 2>/dev/null
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile client.ext -out admin.crt 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f ./*.csr ./*.ext
+  )
+}
+
+write_kubeconfig() {
+  cat > "$KUBECONFIG_PATH.tmp" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: kongmasker-local
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: kongmasker-admin
+  user:
+    client-certificate: $PKI/admin.crt
+    client-key: $PKI/admin.key
+contexts:
+- name: kongmasker-local
+  context: {cluster: kongmasker-local, user: kongmasker-admin, namespace: default}
+current-context: kongmasker-local
+KC
+  mv "$KUBECONFIG_PATH.tmp" "$KUBECONFIG_PATH"
+}
+
+etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health" | grep -q '"health":"true"'; }
+apiserver_ready() {
+  curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -q ok
+}
+
+start() {
+  bash "$REPO_ROOT/hack/build-binaries.sh" all
+  gen_pki
+  write_kubeconfig
+  if ! pid_alive etcd; then
+    log "starting etcd on 127.0.0.1:$ETCD_CLIENT_PORT"
+    mkdir -p "$ETCD_DATA"
+    setsid "$BIN_DIR/etcd" --name kongmasker --data-dir "$ETCD_DATA" \
+      --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+      --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+      --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-cluster "kongmasker=http://127.0.0.1:$ETCD_PEER_PORT" \
+      --listen-metrics-urls "" --log-level warn --quota-backend-bytes 2147483648 \
+      > "$STATE_DIR/etcd.log" 2>&1 < /dev/null &
+    echo $! > "$STATE_DIR/etcd.pid"
+  fi
+  wait_for "etcd (see $STATE_DIR/etcd.log)" 60 etcd_healthy
+  if ! pid_alive kube-apiserver; then
+    log "starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
+    setsid "$BIN_DIR/kube-apiserver" \
+      --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+      --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+      --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+      --client-ca-file "$PKI/ca.crt" \
+      --service-account-issuer https://kubernetes.default.svc \
+      --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+      --service-cluster-ip-range 10.96.0.0/16 \
+      --authorization-mode RBAC \
+      --disable-admission-plugins ServiceAccount \
+      --profiling=false --v=1 \
+      > "$STATE_DIR/kube-apiserver.log" 2>&1 < /dev/null &
+    echo $! > "$STATE_DIR/kube-apiserver.pid"
+  fi
+  wait_for "kube-apiserver (see $STATE_DIR/kube-apiserver.log)" 120 apiserver_ready
+  log "control plane ready: $("$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+}
+
+stop_one() {
+  local name="$1"
+  pid_alive "$name" || { rm -f "$STATE_DIR/$name.pid"; return 0; }
+  local pid; pid="$(cat "$STATE_DIR/$name.pid")"
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid"
+  local deadline=$(( $(date +%s) + 30 ))
+  while kill -0 "$pid" 2>/dev/null; do
+    (( $(date +%s) < deadline )) || { kill -KILL "$pid"; break; }
+    sleep 0.1
+  done
+  rm -f "$STATE_DIR/$name.pid"
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop_one kube-apiserver; stop_one etcd ;;
+  reset) stop_one kube-apiserver; stop_one etcd; rm -rf "$ETCD_DATA" ;;
+  status) pid_alive etcd && pid_alive kube-apiserver && apiserver_ready ;;
+  *) die "usage: $0 start|stop|reset|status" ;;
+esac

@@ -42,3 +42,12 @@ export GOMODCACHE="${GOMODCACHE:-$CACHE_DIR/go/mod}"
 export GOCACHE="${GOCACHE:-$CACHE_DIR/go/build}"
 export GOFLAGS="${GOFLAGS:--mod=mod}"
 export PATH="$BIN_DIR:$PATH"
+
+# Loopback ports of the local environment's own services.
+MOCK_UPSTREAM_PORT="${MOCK_UPSTREAM_PORT:-18090}"
+OPERATOR_METRICS_PORT="${OPERATOR_METRICS_PORT:-18080}"
+OPERATOR_HEALTH_PORT="${OPERATOR_HEALTH_PORT:-18081}"
+MOCK_CONTAINER="kongmasker-local-mock-upstream"
+
+kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+docker_() { DOCKER_HOST="$(cat "$STATE_DIR/docker-host")" docker "$@"; }

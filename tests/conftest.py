@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT
+
 HACK = REPO_ROOT / "hack"
 STATE_DIR = Path(os.environ.get("KONGMASKER_STATE", REPO_ROOT / ".local"))
 ENGINE_MARKERS = ("integration", "e2e", "load")

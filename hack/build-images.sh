@@ -56,15 +56,15 @@ stage() {
   if [[ -f "$dir/requirements.txt" ]]; then
     local wheels="$CACHE_DIR/wheels"
     mkdir -p "$wheels" "$ctx/wheels"
-    # Only wheels for the image's Python (Debian bookworm: CPython 3.11, glibc 2.36, x86_64).
+    # Only wheels for the image's Python (Debian bookworm: CPython 3.11.2, glibc 2.36, x86_64; markers such as python_full_version < "3.11.3" must see 3.11.2).
     pip download --quiet --disable-pip-version-check --only-binary=:all: \
-      --python-version 3.11 --implementation cp --abi cp311 \
+      --python-version 3.11.2 --implementation cp --abi cp311 \
       --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
       -r "$dir/requirements.txt" -d "$wheels" >/dev/null
     # Copy only what this requirement set resolves to, so the hash is stable.
     pip download --quiet --disable-pip-version-check --no-index --find-links "$wheels" --only-binary=:all: \
-      --python-version 3.11 --implementation cp --abi cp311 \
+      --python-version 3.11.2 --implementation cp --abi cp311 \
       --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
       -r "$dir/requirements.txt" -d "$ctx/wheels" >/dev/null
@@ -101,6 +101,9 @@ case "${1:-all}" in
     rm -f "$STATE_DIR/images.env.tmp"
     if [[ "${1:-all}" == all ]]; then names="$(all_names)"; else names="$*"; fi
     for n in $names; do build_one "$n"; done
-    sort -u "$STATE_DIR/images.env.tmp" > "$STATE_DIR/images.env"; rm -f "$STATE_DIR/images.env.tmp"
+    # Keep the entries of images not rebuilt this time; the newest entry per name wins.
+    { cat "$STATE_DIR/images.env.tmp"; cat "$STATE_DIR/images.env" 2>/dev/null || true; } \
+      | awk -F= '!seen[$1]++' | sort > "$STATE_DIR/images.env.new"
+    mv "$STATE_DIR/images.env.new" "$STATE_DIR/images.env"; rm -f "$STATE_DIR/images.env.tmp"
     ;;
 esac

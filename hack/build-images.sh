@@ -88,6 +88,9 @@ build_one() {
       || { tail -30 "$CACHE_DIR/contexts/$name.build.log" >&2; die "build of $name failed (log: $CACHE_DIR/contexts/$name.build.log)"; }
   fi
   docker tag "$tag" "kongmasker/$name:dev"
+  # Older builds of this image only take disk; one still used by a container stays.
+  docker images "kongmasker/$name" --format '{{.Repository}}:{{.Tag}}' \
+    | grep -v -e ":dev$" -e "^$tag$" | xargs -r docker rmi >/dev/null 2>&1 || true
   echo "$name=$tag" >> "$STATE_DIR/images.env.tmp"
 }
 

@@ -4,7 +4,7 @@
 # Quiet and quick when everything is already there.
 source "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES=(docker.io debootstrap openssl curl ca-certificates prometheus)
+APT_PACKAGES=(docker.io debootstrap openssl curl ca-certificates prometheus lua5.1)
 VENV="${KONGMASKER_VENV:-$REPO_ROOT/.venv}"
 
 apt_missing() {

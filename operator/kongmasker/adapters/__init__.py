@@ -1,0 +1,1 @@
+"""I/O boundaries: runtime (protocol), docker (the only docker importer), kube, probes."""

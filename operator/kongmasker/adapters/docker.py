@@ -1,0 +1,340 @@
+"""The Docker implementation of the Runtime protocol: the only module that imports docker.
+
+Docker SDK and requests errors are translated here into kongmasker.errors:
+connection problems -> RuntimeUnavailable, 404 -> NotFound, other API errors ->
+RuntimeOperationError. Nothing foreign escapes this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlparse
+
+import docker
+import docker.errors
+import docker.tls
+import requests.exceptions
+
+from kongmasker.adapters.runtime import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerStats,
+    EngineInfo,
+    ExecResult,
+    RuntimeEvent,
+)
+from kongmasker.errors import NotFound, RuntimeOperationError, RuntimeUnavailable
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _mapped(fn: Callable[P, T]) -> Callable[P, T]:
+    """Translate docker/requests errors raised by `fn` into the operator's tree."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound as exc:
+            raise NotFound(_explain(exc)) from exc
+        except docker.errors.APIError as exc:
+            raise RuntimeOperationError(_explain(exc)) from exc
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
+
+    return wrapper
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
+
+
+class DockerRuntime:
+    """A Runtime backed by one Docker engine (docker SDK, API 1.41+)."""
+
+    def __init__(self, client: docker.DockerClient, url: str) -> None:
+        self._client = client
+        self._api = client.api
+        self.url = url
+
+    @classmethod
+    def connect(
+        cls, url: str = "", *, tls_files: Mapping[str, bytes] | None = None, timeout: float = 60
+    ) -> DockerRuntime:
+        """Client for `url` (empty: DOCKER_HOST, then the local socket). `tls_files` holds
+        ca.pem, cert.pem and key.pem contents for a TCP engine with TLS."""
+        url = url or os.environ.get("DOCKER_HOST", "") or "unix:///var/run/docker.sock"
+        tls: docker.tls.TLSConfig | bool = False
+        if tls_files:
+            tls = _tls_config(tls_files)
+        try:
+            client = docker.DockerClient(base_url=url, tls=tls, timeout=int(timeout))
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"cannot create a Docker client for {url}: {exc}") from exc
+        return cls(client, url)
+
+    def close(self) -> None:
+        self._client.close()
+
+    @_mapped
+    def info(self) -> EngineInfo:
+        version = self._api.version()
+        info = self._api.info()
+        root = str(info.get("DockerRootDir", ""))
+        free: int | None = None
+        # Only a local engine's data root can be measured from the operator's side.
+        if self._is_local() and root and os.path.isdir(root):
+            free = shutil.disk_usage(root).free
+        return EngineInfo(
+            version=str(version.get("Version", "")),
+            api_version=str(version.get("ApiVersion", "")),
+            data_root=root,
+            free_disk_bytes=free,
+        )
+
+    @_mapped
+    def image_exists(self, image: str) -> bool:
+        try:
+            self._api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    @_mapped
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        found = self._api.containers(all=True, filters=filters)
+        out = []
+        for summary in found:
+            try:
+                out.append(_info(self._api.inspect_container(summary["Id"])))
+            except docker.errors.NotFound:
+                continue  # removed between list and inspect
+        return out
+
+    @_mapped
+    def get_container(self, name_or_id: str) -> ContainerInfo | None:
+        try:
+            return _info(self._api.inspect_container(name_or_id))
+        except docker.errors.NotFound:
+            return None
+
+    @_mapped
+    def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        bridge = spec.network_mode != "host"
+        host_config = self._api.create_host_config(
+            network_mode=spec.network_mode,
+            port_bindings={f"{p}/tcp": hp for p, hp in spec.published_ports.items()} or None,
+            binds={v: {"bind": path, "mode": "rw"} for v, path in spec.volumes.items()} or None,
+            restart_policy={"Name": "unless-stopped"},
+            nano_cpus=spec.nano_cpus,
+            mem_limit=spec.memory_bytes,
+        )
+        networking = None
+        if bridge:
+            networking = self._api.create_networking_config(
+                {spec.network_mode: self._api.create_endpoint_config(aliases=[spec.name])}
+            )
+        created = self._api.create_container(
+            image=spec.image,
+            name=spec.name,
+            command=list(spec.command) if spec.command else None,
+            environment=dict(spec.env),
+            labels=dict(spec.labels),
+            ports=[f"{p}/tcp" for p in spec.published_ports] or None,
+            host_config=host_config,
+            networking_config=networking,
+            stop_signal=spec.stop_signal,
+            stop_timeout=spec.stop_timeout,
+        )
+        cid = created["Id"]
+        try:
+            for path, content in spec.files.items():
+                self.put_file(cid, path, content)
+        except Exception:
+            self._api.remove_container(cid, force=True)
+            raise
+        return _info(self._api.inspect_container(cid))
+
+    @_mapped
+    def start_container(self, container_id: str) -> None:
+        self._api.start(container_id)
+
+    @_mapped
+    def stop_container(self, container_id: str, timeout: int | None = None) -> None:
+        # The signal is the container's own StopSignal (set at create): API 1.41 ignores one
+        # given at stop time. The HTTP timeout must outlast the grace period.
+        self._api.stop(container_id, timeout=timeout)
+
+    @_mapped
+    def remove_container(self, container_id: str, force: bool = False) -> None:
+        try:
+            self._api.remove_container(container_id, force=force)
+        except docker.errors.NotFound:
+            return
+
+    @_mapped
+    def exec(
+        self, container_id: str, command: list[str], env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        exec_id = self._api.exec_create(container_id, command, environment=dict(env or {}))
+        output = self._api.exec_start(exec_id)
+        code = self._api.exec_inspect(exec_id).get("ExitCode")
+        text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+        return ExecResult(exit_code=int(code or 0), output=text)
+
+    @_mapped
+    def put_file(self, container_id: str, path: str, content: bytes) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            entry = tarfile.TarInfo(name=path.lstrip("/"))
+            entry.size = len(content)
+            entry.mode = 0o644
+            entry.mtime = int(time.time())
+            tar.addfile(entry, io.BytesIO(content))
+        # Extracting at / creates missing parent directories, unlike a put into the parent.
+        self._api.put_archive(container_id, "/", buf.getvalue())
+
+    @_mapped
+    def read_file(self, container_id: str, path: str) -> bytes | None:
+        try:
+            stream, _ = self._api.get_archive(container_id, path)
+        except docker.errors.NotFound:
+            return None
+        data = b"".join(stream)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            if member is None:
+                return None
+            handle = tar.extractfile(member)
+            return handle.read() if handle else None
+
+    @_mapped
+    def stats(self, container_id: str) -> ContainerStats:
+        raw = self._api.stats(container_id, stream=False)
+        return _stats(raw)
+
+    def events(
+        self, labels: Mapping[str, str], since: float, until: float
+    ) -> Iterator[RuntimeEvent]:
+        filters = {"type": ["container"], "label": [f"{k}={v}" for k, v in labels.items()]}
+        try:
+            stream = self._api.events(since=since, until=until, filters=filters, decode=True)
+            for raw in stream:
+                actor = raw.get("Actor") or {}
+                yield RuntimeEvent(
+                    action=str(raw.get("Action") or raw.get("status") or ""),
+                    container_id=str(actor.get("ID") or raw.get("id") or ""),
+                    labels=dict(actor.get("Attributes") or {}),
+                    time=float(raw.get("timeNano", 0)) / 1e9 or float(raw.get("time", 0)),
+                )
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"Docker event stream failed: {exc}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise RuntimeUnavailable(f"Docker event stream failed: {exc}") from exc
+
+    @_mapped
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        if self._api.networks(names=[name]):
+            return
+        try:
+            self._api.create_network(name, driver="bridge", labels=dict(labels))
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # created concurrently: fine
+                raise
+
+    @_mapped
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        try:
+            self._api.inspect_volume(name)
+        except docker.errors.NotFound:
+            self._api.create_volume(name, labels=dict(labels))
+
+    @_mapped
+    def remove_volume(self, name: str) -> None:
+        try:
+            self._api.remove_volume(name)
+        except docker.errors.NotFound:
+            return
+
+    def host_port_free(self, address: str, port: int) -> bool | None:
+        if not self._is_local():
+            return None
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            # A listener on the port accepts the connection; a free port refuses it.
+            return sock.connect_ex((address, port)) != 0
+
+    def _is_local(self) -> bool:
+        parsed = urlparse(self.url)
+        return parsed.scheme in ("unix", "npipe", "http+unix") or parsed.hostname in (
+            "127.0.0.1",
+            "localhost",
+        )
+
+
+def _info(raw: dict[str, Any]) -> ContainerInfo:
+    state = raw.get("State") or {}
+    config = raw.get("Config") or {}
+    health = (state.get("Health") or {}).get("Status", "")
+    return ContainerInfo(
+        id=str(raw["Id"]),
+        name=str(raw.get("Name", "")).lstrip("/"),
+        image=str(config.get("Image", "")),
+        labels=dict(config.get("Labels") or {}),
+        status=str(state.get("Status", "")),
+        started_at=str(state.get("StartedAt", "")),
+        finished_at=str(state.get("FinishedAt", "")),
+        restart_count=int(raw.get("RestartCount", 0) or 0),
+        health=str(health),
+        exit_code=int(state.get("ExitCode", 0) or 0),
+    )
+
+
+def _stats(raw: dict[str, Any]) -> ContainerStats:
+    cpu = raw.get("cpu_stats") or {}
+    pre = raw.get("precpu_stats") or {}
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (
+        pre.get("cpu_usage") or {}
+    ).get("total_usage", 0)
+    sys_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    ncpu = cpu.get("online_cpus") or 1
+    percent = (cpu_delta / sys_delta) * ncpu * 100.0 if sys_delta > 0 else 0.0
+    mem = raw.get("memory_stats") or {}
+    nets = (raw.get("networks") or {}).values()
+    return ContainerStats(
+        cpu_percent=percent,
+        memory_bytes=int(mem.get("usage", 0)),
+        memory_limit_bytes=int(mem.get("limit", 0)),
+        network_rx_bytes=sum(int(n.get("rx_bytes", 0)) for n in nets),
+        network_tx_bytes=sum(int(n.get("tx_bytes", 0)) for n in nets),
+    )
+
+
+def _tls_config(files: Mapping[str, bytes]) -> docker.tls.TLSConfig:
+    # docker.tls wants paths: write the material to a private temp dir kept for the process.
+    directory = tempfile.mkdtemp(prefix="kongmasker-tls-")
+    os.chmod(directory, 0o700)
+    paths = {}
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        if name not in files:
+            raise RuntimeUnavailable(f"TLS Secret lacks {name}")
+        path = os.path.join(directory, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as fh:
+            fh.write(files[name])
+        paths[name] = path
+    return docker.tls.TLSConfig(
+        client_cert=(paths["cert.pem"], paths["key.pem"]), ca_cert=paths["ca.pem"], verify=True
+    )

@@ -1,0 +1,57 @@
+"""KongMaskerStack API: spec and status models and their vocabulary. No I/O here."""
+
+from kongmasker.api.spec import (
+    BackendSpec,
+    ComponentSpec,
+    DockerHostSpec,
+    KongSpec,
+    NetworkSpec,
+    NginxSpec,
+    PersistenceSpec,
+    RedisSpec,
+    ResourcesSpec,
+    SecretKeyRef,
+    StackSpec,
+    UpstreamSpec,
+    parse_cpu,
+    parse_memory,
+)
+from kongmasker.api.status import ComponentStatus, Condition, StackStatus
+from kongmasker.api.vocabulary import (
+    DEPENDS_ON,
+    START_ORDER,
+    STOP_ORDER,
+    Component,
+    ComponentState,
+    ConditionType,
+    Phase,
+    Reason,
+)
+
+__all__ = [
+    "DEPENDS_ON",
+    "START_ORDER",
+    "STOP_ORDER",
+    "BackendSpec",
+    "Component",
+    "ComponentSpec",
+    "ComponentState",
+    "ComponentStatus",
+    "Condition",
+    "ConditionType",
+    "DockerHostSpec",
+    "KongSpec",
+    "NetworkSpec",
+    "NginxSpec",
+    "PersistenceSpec",
+    "Phase",
+    "Reason",
+    "RedisSpec",
+    "ResourcesSpec",
+    "SecretKeyRef",
+    "StackSpec",
+    "StackStatus",
+    "UpstreamSpec",
+    "parse_cpu",
+    "parse_memory",
+]

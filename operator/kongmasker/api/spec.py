@@ -1,0 +1,320 @@
+"""Typed model of `KongMaskerStack.spec`, parsed from the (already defaulted) object the API
+server returns. Defaults here mirror the CRD's so a partial dict parses the same way.
+
+    >>> spec = StackSpec.from_dict({"upstream": {"url": "http://127.0.0.1:18090"}})
+    >>> spec.kong.proxy_port, spec.network.mode
+    (8000, 'host')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kongmasker.errors import InvalidSpec
+
+DEFAULT_IMAGES = {
+    "redis": "kongmasker/redis:dev",
+    "kong": "kongmasker/gateway:dev",
+    "nginx": "kongmasker/nginx:dev",
+    "backend": "kongmasker/backend:dev",
+}
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """A key in a Secret of the stack's namespace."""
+
+    name: str
+    key: str
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None, default_key: str) -> SecretKeyRef | None:
+        if not raw or not raw.get("name"):
+            return None
+        return cls(name=str(raw["name"]), key=str(raw.get("key") or default_key))
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    """Container limits as Kubernetes quantities (cpu "500m", memory "256Mi")."""
+
+    cpu: str | None = None
+    memory: str | None = None
+
+    @property
+    def nano_cpus(self) -> int | None:
+        return parse_cpu(self.cpu) if self.cpu else None
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory) if self.memory else None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> ResourcesSpec:
+        raw = raw or {}
+        return cls(cpu=_opt_str(raw.get("cpu")), memory=_opt_str(raw.get("memory")))
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What every component has: image, extra env and limits."""
+
+    image: str
+    env: tuple[tuple[str, str], ...] = ()
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+
+    @staticmethod
+    def common(raw: Mapping[str, Any], component: str) -> dict[str, Any]:
+        env = tuple((str(e["name"]), str(e.get("value", ""))) for e in raw.get("env") or ())
+        return {
+            "image": str(raw.get("image") or DEFAULT_IMAGES[component]),
+            "env": env,
+            "resources": ResourcesSpec.from_dict(raw.get("resources")),
+        }
+
+
+@dataclass(frozen=True)
+class PersistenceSpec:
+    volume_name: str | None = None
+    """Docker volume for /data; default km-<namespace>-<name>-redis."""
+
+    delete_on_stack_delete: bool = False
+    """Remove the volume when the stack is deleted (kept by default)."""
+
+
+@dataclass(frozen=True)
+class RedisSpec(ComponentSpec):
+    port: int = 6379
+    db: int = 0
+    max_memory: str | None = None
+    password: SecretKeyRef | None = None
+    persistence: PersistenceSpec = field(default_factory=PersistenceSpec)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> RedisSpec:
+        raw = raw or {}
+        pers = raw.get("persistence") or {}
+        return cls(
+            **ComponentSpec.common(raw, "redis"),
+            port=int(raw.get("port", 6379)),
+            db=int(raw.get("db", 0)),
+            max_memory=_opt_str(raw.get("maxMemory")),
+            password=SecretKeyRef.from_dict(raw.get("passwordSecretRef"), "password"),
+            persistence=PersistenceSpec(
+                volume_name=_opt_str(pers.get("volumeName")),
+                delete_on_stack_delete=bool(pers.get("deleteOnStackDelete", False)),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class KongSpec(ComponentSpec):
+    proxy_port: int = 8000
+    admin_port: int = 8001
+    status_port: int = 8100
+    route_paths: tuple[str, ...] = ("/v1",)
+    mapping_ttl_seconds: int = 604800
+    fail_secure: bool = True
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> KongSpec:
+        raw = raw or {}
+        masking = raw.get("masking") or {}
+        return cls(
+            **ComponentSpec.common(raw, "kong"),
+            proxy_port=int(raw.get("proxyPort", 8000)),
+            admin_port=int(raw.get("adminPort", 8001)),
+            status_port=int(raw.get("statusPort", 8100)),
+            route_paths=tuple(raw.get("routePaths") or ("/v1",)),
+            mapping_ttl_seconds=int(masking.get("mappingTtlSeconds", 604800)),
+            fail_secure=bool(masking.get("failSecure", True)),
+        )
+
+
+@dataclass(frozen=True)
+class NginxSpec(ComponentSpec):
+    port: int = 8085
+    proxy_timeout_seconds: int = 60
+    client_max_body_size: str = "10m"
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> NginxSpec:
+        raw = raw or {}
+        return cls(
+            **ComponentSpec.common(raw, "nginx"),
+            port=int(raw.get("port", 8085)),
+            proxy_timeout_seconds=int(raw.get("proxyTimeoutSeconds", 60)),
+            client_max_body_size=str(raw.get("clientMaxBodySize", "10m")),
+        )
+
+
+@dataclass(frozen=True)
+class BackendSpec(ComponentSpec):
+    port: int = 3000
+    api_key: SecretKeyRef | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> BackendSpec:
+        raw = raw or {}
+        return cls(
+            **ComponentSpec.common(raw, "backend"),
+            port=int(raw.get("port", 3000)),
+            api_key=SecretKeyRef.from_dict(raw.get("apiKeySecretRef"), "api-key"),
+        )
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    url: str
+    api_key: SecretKeyRef | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class DockerHostSpec:
+    url: str = ""
+    """Engine URL (unix:// or tcp://); empty means the operator's default."""
+
+    address: str = "127.0.0.1"
+    """Address at which the stack's host ports are reached (endpoints, probes)."""
+
+    tls: SecretKeyRef | None = None
+    """Secret with ca.pem, cert.pem and key.pem for a TCP engine (key field unused)."""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    mode: str = "host"
+    """`host`: components share the host's network on 127.0.0.1 ports; `bridge`: a
+    user-defined bridge network, ports published on the host address."""
+
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """The whole desired state of one stack."""
+
+    upstream: UpstreamSpec
+    redis: RedisSpec = field(default_factory=lambda: RedisSpec.from_dict({}))
+    kong: KongSpec = field(default_factory=lambda: KongSpec.from_dict({}))
+    nginx: NginxSpec = field(default_factory=lambda: NginxSpec.from_dict({}))
+    backend: BackendSpec = field(default_factory=lambda: BackendSpec.from_dict({}))
+    docker_host: DockerHostSpec = field(default_factory=DockerHostSpec)
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    paused: bool = False
+    stop_grace_period_seconds: int | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> StackSpec:
+        """Parse a spec dict (camelCase, as stored by the API server)."""
+        upstream = raw.get("upstream") or {}
+        if not upstream.get("url"):
+            raise InvalidSpec("spec.upstream.url is required")
+        dh = raw.get("dockerHost") or {}
+        net = raw.get("network") or {}
+        spec = cls(
+            upstream=UpstreamSpec(
+                url=str(upstream["url"]),
+                api_key=SecretKeyRef.from_dict(upstream.get("apiKeySecretRef"), "api-key"),
+                model=_opt_str(upstream.get("model")),
+            ),
+            redis=RedisSpec.from_dict(raw.get("redis")),
+            kong=KongSpec.from_dict(raw.get("kong")),
+            nginx=NginxSpec.from_dict(raw.get("nginx")),
+            backend=BackendSpec.from_dict(raw.get("backend")),
+            docker_host=DockerHostSpec(
+                url=str(dh.get("url") or ""),
+                address=str(dh.get("address") or "127.0.0.1"),
+                tls=SecretKeyRef.from_dict(dh.get("tlsSecretRef"), "ca.pem"),
+            ),
+            network=NetworkSpec(
+                mode=str(net.get("mode") or "host"), name=_opt_str(net.get("name"))
+            ),
+            paused=bool(raw.get("paused", False)),
+            stop_grace_period_seconds=_opt_int(raw.get("stopGracePeriodSeconds")),
+        )
+        spec.validate()
+        return spec
+
+    def host_ports(self) -> dict[str, int]:
+        """Every host port the stack binds, by a readable name."""
+        return {
+            "redis.port": self.redis.port,
+            "kong.proxyPort": self.kong.proxy_port,
+            "kong.adminPort": self.kong.admin_port,
+            "kong.statusPort": self.kong.status_port,
+            "nginx.port": self.nginx.port,
+            "backend.port": self.backend.port,
+        }
+
+    def validate(self) -> None:
+        """The semantic checks CEL also makes, repeated so that core never trusts its input."""
+        ports = self.host_ports()
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if not 1 <= port <= 65535:
+                raise InvalidSpec(f"spec.{name}: {port} is not a valid port")
+            if port in seen:
+                raise InvalidSpec(f"spec.{name}: port {port} is also used by spec.{seen[port]}")
+            seen[port] = name
+        if self.network.mode not in ("host", "bridge"):
+            raise InvalidSpec(f"spec.network.mode: {self.network.mode!r} is not host or bridge")
+        if self.network.mode == "bridge" and not self.network.name:
+            raise InvalidSpec("spec.network.name is required when spec.network.mode is bridge")
+        if not re.match(r"^https?://", self.upstream.url):
+            raise InvalidSpec("spec.upstream.url must start with http:// or https://")
+        for comp in (self.redis, self.kong, self.nginx, self.backend):
+            _ = comp.resources.nano_cpus, comp.resources.memory_bytes
+
+    def secret_refs(self) -> dict[str, SecretKeyRef]:
+        """Every Secret key the stack needs, by the env variable it becomes."""
+        refs = {
+            "REDIS_PASSWORD": self.redis.password,
+            "ANTHROPIC_API_KEY": self.upstream.api_key,
+            "BACKEND_API_KEY": self.backend.api_key,
+        }
+        return {k: v for k, v in refs.items() if v is not None}
+
+
+_MEMORY_UNITS = {
+    "": 1,
+    "k": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+}
+
+
+def parse_memory(quantity: str) -> int:
+    """Kubernetes memory quantity -> bytes ("256Mi" -> 268435456)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kMGT]i?|)", quantity.strip())
+    if not m or m.group(2) not in _MEMORY_UNITS:
+        raise InvalidSpec(f"memory {quantity!r} is not a quantity like 256Mi or 1G")
+    return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
+
+
+def parse_cpu(quantity: str) -> int:
+    """Kubernetes CPU quantity -> Docker NanoCpus ("500m" -> 500000000, "2" -> 2e9)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(m?)", quantity.strip())
+    if not m:
+        raise InvalidSpec(f"cpu {quantity!r} is not a quantity like 500m or 1.5")
+    value = float(m.group(1)) / (1000 if m.group(2) else 1)
+    if value <= 0:
+        raise InvalidSpec(f"cpu {quantity!r} must be positive")
+    return int(value * 1e9)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)

@@ -1,0 +1,110 @@
+"""The one vocabulary of the KongMaskerStack API: names, labels, annotations, components,
+condition types, reasons and phases. Everything that is shown to users or matched on
+containers is spelled here and only here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+GROUP: Final = "kongmasker.io"
+VERSION: Final = "v1alpha1"
+KIND: Final = "KongMaskerStack"
+PLURAL: Final = "kongmaskerstacks"
+SHORT_NAME: Final = "kms"
+
+FINALIZER: Final = f"{GROUP}/finalizer"
+RESTART_ANNOTATION: Final = f"{GROUP}/restartedAt"
+"""Set it to any new value (e.g. a timestamp) to stop and start the whole stack in order."""
+
+# Labels on every container, network and volume the operator creates.
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+PART_OF: Final = "kongmasker"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "kongmasker-operator"
+LABEL_STACK_UID: Final = f"{GROUP}/stack-uid"
+LABEL_STACK_NAME: Final = f"{GROUP}/stack-name"
+LABEL_STACK_NAMESPACE: Final = f"{GROUP}/stack-namespace"
+LABEL_COMPONENT: Final = f"{GROUP}/component"
+LABEL_SPEC_HASH: Final = f"{GROUP}/spec-hash"
+"""Hash of everything baked into the container at creation (image, env, ports, limits)."""
+
+
+class Component(StrEnum):
+    """The stack's components, in dependency (start) order."""
+
+    REDIS = "redis"
+    KONG = "kong"
+    NGINX = "nginx"
+    BACKEND = "backend"
+
+
+START_ORDER: Final = (Component.REDIS, Component.KONG, Component.NGINX, Component.BACKEND)
+STOP_ORDER: Final = tuple(reversed(START_ORDER))
+
+DEPENDS_ON: Final = {
+    Component.REDIS: (),
+    Component.KONG: (Component.REDIS,),
+    Component.NGINX: (Component.KONG,),
+    Component.BACKEND: (Component.NGINX, Component.KONG, Component.REDIS),
+}
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    PREFLIGHT_PASSED = "PreflightPassed"
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+    PAUSED = "Paused"
+    TERMINATING = "Terminating"
+
+
+class ComponentState(StrEnum):
+    ABSENT = "Absent"
+    CREATED = "Created"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+    STOPPED = "Stopped"
+    WAITING = "Waiting"
+    """Not started because a dependency is not healthy yet."""
+
+
+class Reason(StrEnum):
+    """CamelCase reasons used in conditions and Events."""
+
+    # Ready / Progressing / Degraded
+    ALL_HEALTHY = "AllComponentsHealthy"
+    STARTING = "Starting"
+    UPDATING = "Updating"
+    RECONCILED = "Reconciled"
+    RESTARTING = "Restarting"
+    HEALTH_GATE_FAILED = "HealthGateFailed"
+    DRIFT_REPAIRED = "DriftRepaired"
+    CONFIG_APPLIED = "ConfigApplied"
+    CONFIG_APPLY_FAILED = "ConfigApplyFailed"
+    DOCKER_ERROR = "DockerError"
+    CONTAINER_CONFLICT = "ContainerConflict"
+    PAUSED = "Paused"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    NOT_DEGRADED = "AsExpected"
+    # PreflightPassed
+    PREFLIGHT_OK = "PreflightSucceeded"
+    DOCKER_UNREACHABLE = "DockerUnreachable"
+    SECRET_MISSING = "SecretMissing"
+    SECRET_KEY_MISSING = "SecretKeyMissing"
+    PORT_IN_USE = "PortInUse"
+    DISK_LOW = "InsufficientDisk"
+    IMAGE_MISSING = "ImageMissing"
+    INVALID_SPEC = "InvalidSpec"

@@ -1,0 +1,118 @@
+"""Preflight: the checks that must pass before anything is started or changed.
+
+Each check raises PreflightFailed with a vocabulary reason and a message that names the fix;
+`resolve_secrets` returns the Secret values the stack needs (never logged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kongmasker.adapters.kube import SecretReader
+from kongmasker.adapters.runtime import EngineInfo, Runtime
+from kongmasker.api.spec import StackSpec
+from kongmasker.api.vocabulary import Component, Reason
+from kongmasker.config import Settings
+from kongmasker.core.render import Desired
+from kongmasker.core.stack import Observed
+from kongmasker.errors import NotFound, PreflightFailed, RuntimeUnavailable
+
+PORT_NAMES: dict[Component, tuple[str, ...]] = {
+    Component.REDIS: ("redis.port",),
+    Component.KONG: ("kong.proxyPort", "kong.adminPort", "kong.statusPort"),
+    Component.NGINX: ("nginx.port",),
+    Component.BACKEND: ("backend.port",),
+}
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    engine: EngineInfo
+    message: str
+
+
+def engine(runtime: Runtime, url: str) -> EngineInfo:
+    """The Docker engine answers; its version is recorded."""
+    try:
+        return runtime.info()
+    except RuntimeUnavailable as exc:
+        raise PreflightFailed(
+            f"Docker at {url or 'the default socket'} does not answer ({exc.message}); "
+            "start dockerd or fix spec.dockerHost.url",
+            reason=Reason.DOCKER_UNREACHABLE,
+        ) from exc
+
+
+def resolve_secrets(spec: StackSpec, namespace: str, secrets: SecretReader) -> dict[str, str]:
+    """Env name -> value for every Secret key the spec references."""
+    values: dict[str, str] = {}
+    cache: dict[str, dict[str, bytes]] = {}
+    for env_name, ref in spec.secret_refs().items():
+        if ref.name not in cache:
+            try:
+                cache[ref.name] = secrets.read_secret(namespace, ref.name)
+            except NotFound as exc:
+                raise PreflightFailed(
+                    f"Secret {namespace}/{ref.name} (for {env_name}) does not exist; create it "
+                    f"with key {ref.key!r}",
+                    reason=Reason.SECRET_MISSING,
+                ) from exc
+        data = cache[ref.name]
+        if ref.key not in data:
+            raise PreflightFailed(
+                f"Secret {namespace}/{ref.name} has no key {ref.key!r} (for {env_name}); add it "
+                "or fix the secretRef key",
+                reason=Reason.SECRET_KEY_MISSING,
+            )
+        values[env_name] = data[ref.key].decode()
+    return values
+
+
+def images(runtime: Runtime, desired: Mapping[Component, Desired]) -> None:
+    """Every image is present on the engine (nothing is pulled)."""
+    missing = sorted({d.container.image for d in desired.values()} - _present(runtime, desired))
+    if missing:
+        raise PreflightFailed(
+            f"image(s) not on the Docker host: {', '.join(missing)}; build or load them "
+            "(e.g. bash hack/build-images.sh all) or fix spec.<component>.image",
+            reason=Reason.IMAGE_MISSING,
+        )
+
+
+def _present(runtime: Runtime, desired: Mapping[Component, Desired]) -> set[str]:
+    return {d.container.image for d in desired.values() if runtime.image_exists(d.container.image)}
+
+
+def ports(runtime: Runtime, spec: StackSpec, observed: Mapping[Component, Observed]) -> None:
+    """Host ports are free, or held by this stack's own running container."""
+    host_ports = spec.host_ports()
+    taken = []
+    for comp, names in PORT_NAMES.items():
+        obs = observed[comp]
+        if any(c.running for c in [obs.container, *obs.extras] if c is not None):
+            continue  # a container of this stack holds them (and gives them back first)
+        for name in names:
+            port = host_ports[name]
+            if runtime.host_port_free(spec.docker_host.address, port) is False:
+                taken.append(f"spec.{name}={port}")
+    if taken:
+        raise PreflightFailed(
+            f"host port(s) in use by another process: {', '.join(taken)}; stop that process "
+            "or choose other ports",
+            reason=Reason.PORT_IN_USE,
+        )
+
+
+def disk(info: EngineInfo, settings: Settings) -> str:
+    """Free space on the engine's data root is above the threshold; returns a note."""
+    need = settings.preflight.min_free_disk_mb * 1024 * 1024
+    if info.free_disk_bytes is None:
+        return "free disk not measurable on a remote engine"
+    if info.free_disk_bytes < need:
+        raise PreflightFailed(
+            f"only {info.free_disk_bytes // 2**20} MiB free under {info.data_root}, "
+            f"{settings.preflight.min_free_disk_mb} MiB required; free space on the Docker host",
+            reason=Reason.DISK_LOW,
+        )
+    return f"{info.free_disk_bytes // 2**20} MiB free"

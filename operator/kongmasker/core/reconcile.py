@@ -1,0 +1,364 @@
+"""One reconcile of a stack as a straight sequence of steps, and the graceful delete.
+
+    parse spec -> paused? -> preflight (engine, Secrets, images, ports, disk)
+      -> restart requested? (stop all in reverse, remove) -> observe -> plan
+      -> apply health-gated in dependency order -> verify -> one status patch
+
+Every step either continues or ends the reconcile with a status that says why; the error
+(if any) is returned for the handler to turn into a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kongmasker import metrics
+from kongmasker.adapters.kube import SecretReader, StatusWriter
+from kongmasker.adapters.probes import Probes
+from kongmasker.adapters.runtime import Runtime
+from kongmasker.api.spec import StackSpec
+from kongmasker.api.vocabulary import (
+    RESTART_ANNOTATION,
+    START_ORDER,
+    Component,
+    ConditionType,
+    Reason,
+)
+from kongmasker.config import Settings
+from kongmasker.core import preflight
+from kongmasker.core import status as st
+from kongmasker.core.health import Health
+from kongmasker.core.render import StackRef, endpoints, render_stack
+from kongmasker.core.stack import (
+    Action,
+    ActionKind,
+    Executor,
+    Observed,
+    observe,
+    plan,
+    stop_stack,
+)
+from kongmasker.errors import (
+    HealthGateTimeout,
+    InvalidSpec,
+    KongMaskerError,
+    NotFound,
+    PreflightFailed,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeFactory(Protocol):
+    def __call__(self, url: str, tls_files: Mapping[str, bytes] | None) -> Runtime: ...
+
+
+@dataclass
+class Deps:
+    """What a reconcile needs from the outside, built once at start-up."""
+
+    runtime_for: RuntimeFactory
+    probes: Probes
+    secrets: SecretReader
+    status: StatusWriter
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class StackObject:
+    """The parts of the KongMaskerStack object a reconcile reads."""
+
+    ref: StackRef
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    annotations: Mapping[str, str]
+
+
+@dataclass
+class Result:
+    status: dict[str, Any] | None = None
+    events: list[st.EventNote] = field(default_factory=list)
+    error: KongMaskerError | None = None
+    actions: list[Action] = field(default_factory=list)
+
+
+def reconcile(obj: StackObject, deps: Deps) -> Result:
+    """Make the Docker host match the spec; always ends with a status patch."""
+    started = time.monotonic()
+    result = _reconcile(obj, deps)
+    ns, name = obj.ref.namespace, obj.ref.name
+    outcome = "ok" if result.error is None else type(result.error).__name__
+    metrics.RECONCILES.labels(ns, name, outcome).inc()
+    metrics.RECONCILE_SECONDS.labels(ns, name).observe(time.monotonic() - started)
+    return result
+
+
+def _reconcile(obj: StackObject, deps: Deps) -> Result:
+    ref = obj.ref
+    try:
+        spec = StackSpec.from_dict(obj.spec)
+    except InvalidSpec as exc:
+        verdicts = st.preflight_verdicts(Reason.INVALID_SPEC, exc.message)
+        return _finish(obj, deps, verdicts, {}, {}, {}, error=exc)
+    if spec.paused:
+        verdicts = st.paused_verdicts(obj.status.get("conditions") or [])
+        return _finish(obj, deps, verdicts, {}, {}, endpoints(spec), keep_components=True)
+
+    runtime: Runtime | None = None
+    observed: dict[Component, Observed] = {}
+    try:
+        runtime = _runtime(spec, ref, deps)
+        engine = preflight.engine(runtime, spec.docker_host.url)
+        secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
+        grace = deps.settings.stop.grace_seconds
+        desired = render_stack(ref, spec, secrets, grace)
+        observed = observe(runtime, ref, desired)
+        preflight.images(runtime, desired)
+        preflight.ports(runtime, spec, observed)
+        disk_note = preflight.disk(engine, deps.settings)
+    except PreflightFailed as exc:
+        verdicts = st.preflight_verdicts(exc.reason, exc.message)
+        comps = st.components(observed, {}) if observed else {}
+        return _finish(obj, deps, verdicts, comps, {}, endpoints(spec), error=exc)
+    except TransientError as exc:
+        verdicts = st.degraded_verdicts(Reason.DOCKER_ERROR, exc.message, "preflight incomplete")
+        return _finish(obj, deps, verdicts, {}, {}, endpoints(spec), error=exc)
+    assert runtime is not None
+    note = f"Docker {engine.version}; Secrets present; images present; ports free; {disk_note}"
+    run = _Run(obj, deps, spec, runtime, secrets, observed)
+    return run.converge(desired, note, engine.version)
+
+
+class _Run:
+    """State of one reconcile after preflight: restart, plan, apply, verify, report."""
+
+    def __init__(
+        self,
+        obj: StackObject,
+        deps: Deps,
+        spec: StackSpec,
+        runtime: Runtime,
+        secrets: Mapping[str, str],
+        observed: dict[Component, Observed],
+    ) -> None:
+        self.obj, self.deps, self.spec, self.runtime = obj, deps, spec, runtime
+        self.secrets, self.observed = secrets, observed
+        self.events: list[st.EventNote] = []
+        self.restarted_at: str | None = None
+
+    def converge(self, desired: Any, preflight_note: str, version: str) -> Result:
+        ref, deps = self.obj.ref, self.deps
+        error: KongMaskerError | None = None
+        executor = Executor(
+            ref, self.spec, self.runtime, deps.probes, self.secrets, deps.settings, self._progress
+        )
+        held: list[Component] = []
+        try:
+            self._maybe_restart()
+            self.observed = observe(self.runtime, ref, desired)
+            actions = plan(desired, self.observed)
+            executor.apply(desired, actions)
+        except HealthGateTimeout as exc:
+            error = exc
+            held = _held_back(exc.component, executor)
+        except TransientError as exc:
+            error = exc
+        self._action_events(executor.done)
+        try:
+            self.observed = observe(self.runtime, ref, desired)
+        except TransientError as exc:
+            error = error or exc
+        comps = st.components(self.observed, executor.health, held)
+        verdicts = self._verdicts(error, executor.health, preflight_note)
+        result = _finish(
+            self.obj,
+            deps,
+            verdicts,
+            comps,
+            executor.health,
+            endpoints(self.spec),
+            error=error,
+            version=version,
+            restarted_at=self.restarted_at,
+        )
+        result.events[:0] = self.events
+        result.actions = executor.done
+        return result
+
+    def _verdicts(
+        self, error: KongMaskerError | None, health: Mapping[Component, Health], note: str
+    ) -> list[st.Verdict]:
+        if error is not None:
+            reason = (
+                Reason.HEALTH_GATE_FAILED
+                if isinstance(error, HealthGateTimeout)
+                else (
+                    Reason.CONFIG_APPLY_FAILED
+                    if error.reason == "ConfigApplyFailed"
+                    else Reason.DOCKER_ERROR
+                )
+            )
+            return st.degraded_verdicts(reason, error.message, note)
+        sick = [
+            f"{c}: {h.message}"
+            for c in START_ORDER
+            if not (h := health.get(c, Health(False, "not checked"))).ok
+        ]
+        if sick:
+            return st.degraded_verdicts(Reason.HEALTH_GATE_FAILED, "; ".join(sick), note)
+        return st.ready_verdicts(note)
+
+    def _maybe_restart(self) -> None:
+        wanted = self.obj.annotations.get(RESTART_ANNOTATION)
+        if not wanted or wanted == self.obj.status.get("restartedAt"):
+            return
+        self._progress(Component.BACKEND, "restart requested: stopping in reverse order")
+        notes = stop_stack(
+            self.obj.ref,
+            self.spec,
+            self.runtime,
+            self.deps.probes,
+            self.secrets,
+            self.deps.settings,
+            progress=self._progress,
+        )
+        self.restarted_at = wanted
+        self.events.append(
+            st.EventNote(Reason.RESTARTING, "stopped for restart: " + "; ".join(notes))
+        )
+
+    def _progress(self, comp: Component, message: str) -> None:
+        log.info("[%s/%s] %s: %s", self.obj.ref.namespace, self.obj.ref.name, comp, message)
+        verdicts = st.progressing_verdicts(Reason.STARTING, f"{comp}: {message}")
+        comps = st.components(self.observed, {}) if self.observed else {}
+        status = st.build(
+            old_status=self.obj.status,
+            verdicts=verdicts,
+            comps=comps,
+            generation=self.obj.generation,
+            endpoints=endpoints(self.spec),
+        )
+        try:
+            self.deps.status.patch_status(
+                self.obj.ref.namespace, self.obj.ref.name, status.to_dict()
+            )
+        except TransientError as exc:
+            log.warning("progress status not written: %s", exc.message)
+
+    def _action_events(self, done: list[Action]) -> None:
+        ns, name = self.obj.ref.namespace, self.obj.ref.name
+        for a in done:
+            metrics.ACTIONS.labels(ns, name, str(a.component), str(a.kind)).inc()
+            self.events.append(
+                st.EventNote(_event_reason(a), f"{a.kind} {a.component}: {a.reason}")
+            )
+
+
+def _event_reason(a: Action) -> str:
+    return {
+        ActionKind.CREATE: "Created",
+        ActionKind.RECREATE: "Recreated",
+        ActionKind.START: "Started",
+        ActionKind.REMOVE: "Removed",
+        ActionKind.APPLY_CONFIG: Reason.CONFIG_APPLIED,
+    }[a.kind]
+
+
+def _held_back(failed: str, executor: Executor) -> list[Component]:
+    order = [str(c) for c in START_ORDER]
+    idx = order.index(failed) if failed in order else 0
+    return [c for c in START_ORDER[idx + 1 :] if c not in executor.health]
+
+
+def _runtime(spec: StackSpec, ref: StackRef, deps: Deps) -> Runtime:
+    tls_files = None
+    if spec.docker_host.tls is not None:
+        try:
+            tls_files = deps.secrets.read_secret(ref.namespace, spec.docker_host.tls.name)
+        except NotFound as exc:
+            raise PreflightFailed(
+                f"TLS Secret {ref.namespace}/{spec.docker_host.tls.name} does not exist; create it "
+                "with ca.pem, cert.pem and key.pem",
+                reason=Reason.SECRET_MISSING,
+            ) from exc
+    url = spec.docker_host.url or deps.settings.docker.default_url
+    return deps.runtime_for(url, tls_files)
+
+
+def _finish(
+    obj: StackObject,
+    deps: Deps,
+    verdicts: list[st.Verdict],
+    comps: dict[str, Any],
+    health: Mapping[Component, Health],
+    eps: Mapping[str, str],
+    *,
+    error: KongMaskerError | None = None,
+    version: str = "",
+    restarted_at: str | None = None,
+    keep_components: bool = False,
+) -> Result:
+    status = st.build(
+        old_status=obj.status,
+        verdicts=verdicts,
+        comps=comps,
+        generation=obj.generation,
+        endpoints=eps,
+        docker_version=version,
+    )
+    if restarted_at is not None:
+        status.restarted_at = restarted_at
+    body = status.to_dict()
+    if keep_components:
+        body.pop("components")
+        body.pop("readyComponents")
+    deps.status.patch_status(obj.ref.namespace, obj.ref.name, body)
+    _export(obj.ref, status, health, verdicts)
+    return Result(status=body, events=st.transitions(obj.status, status), error=error)
+
+
+def _export(
+    ref: StackRef, status: Any, health: Mapping[Component, Health], verdicts: list[st.Verdict]
+) -> None:
+    for comp in START_ORDER:
+        if comp in health:
+            metrics.COMPONENT_HEALTHY.labels(ref.namespace, ref.name, str(comp)).set(
+                1 if health[comp].ok else 0
+            )
+    ready = next((v for v in verdicts if v.type is ConditionType.READY), None)
+    if ready is not None:
+        metrics.STACK_READY.labels(ref.namespace, ref.name).set(1 if ready.ok else 0)
+
+
+def delete(obj: StackObject, deps: Deps) -> Result:
+    """Graceful stop Backend -> Nginx -> Kong -> Redis, remove containers, keep the volume
+    unless spec.redis.persistence.deleteOnStackDelete; report in one Event."""
+    ref = obj.ref
+    try:
+        spec = StackSpec.from_dict(obj.spec)
+    except InvalidSpec:
+        return Result(events=[st.EventNote(Reason.STOPPED, "invalid spec: nothing was started")])
+    runtime = _runtime(spec, ref, deps)
+    try:
+        secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
+    except PreflightFailed as exc:
+        # Without the password Redis cannot be asked to BGSAVE; SIGTERM still saves.
+        log.warning("deleting %s/%s without Secrets: %s", ref.namespace, ref.name, exc.message)
+        secrets = {}
+    notes = stop_stack(ref, spec, runtime, deps.probes, secrets, deps.settings)
+    volume = ref.redis_volume(spec)
+    if spec.redis.persistence.delete_on_stack_delete:
+        runtime.remove_volume(volume)
+        notes.append(f"volume {volume} removed")
+    else:
+        notes.append(f"volume {volume} kept")
+    metrics.forget(ref.namespace, ref.name)
+    warn = any("WARNING" in n for n in notes)
+    message = "stopped Backend -> Nginx -> Kong -> Redis: " + "; ".join(notes)
+    return Result(events=[st.EventNote(Reason.STOPPED, message, warning=warn)])

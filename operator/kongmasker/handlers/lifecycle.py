@@ -1,0 +1,71 @@
+"""Operator start-up: kopf settings and the dependencies handed down to core."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kongmasker import metrics
+from kongmasker.adapters.docker import DockerRuntime
+from kongmasker.adapters.kube import KubeClient
+from kongmasker.adapters.probes import NetProbes
+from kongmasker.adapters.runtime import Runtime
+from kongmasker.api.vocabulary import FINALIZER, GROUP
+from kongmasker.config import Settings
+from kongmasker.core.reconcile import Deps
+
+
+class RuntimeCache:
+    """One Docker client per (engine URL, TLS material): clients are reused across stacks."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._clients: dict[tuple[str, int], DockerRuntime] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str, tls_files: Mapping[str, bytes] | None) -> Runtime:
+        key = (url, hash(tuple(sorted((tls_files or {}).items()))))
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = DockerRuntime.connect(
+                    url, tls_files=tls_files, timeout=self._timeout
+                )
+            return self._clients[key]
+
+
+def build_deps(settings: Settings) -> Deps:
+    """The real adapters, built once."""
+    kube = KubeClient()
+    return Deps(
+        runtime_for=RuntimeCache(settings.docker.timeout),
+        probes=NetProbes(settings.health.probe_timeout),
+        secrets=kube,
+        status=kube,
+        settings=settings,
+    )
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf settings; the Deps are built here unless `python -m kongmasker` passed them."""
+    ours: Settings = memo.get("settings") or Settings.from_env()
+    memo.setdefault("settings", ours)
+    if "deps" not in memo:
+        memo["deps"] = build_deps(ours)
+    memo.setdefault("locks", {})
+    memo.setdefault("locks_guard", threading.Lock())
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Only our own Events (and kopf's warnings) reach the object, not every handler success.
+    settings.posting.level = logging.WARNING
+    # Sync daemons and timers each hold a worker thread while they run.
+    settings.execution.max_workers = 32
+    settings.watching.server_timeout = 120
+    metrics.serve(ours.metrics.port)

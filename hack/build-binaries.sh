@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl of $K8S_VERSION, and etcd of $ETCD_VERSION, from the Go
+# Builds kube-apiserver, kube-controller-manager and kubectl of $K8S_VERSION, and etcd of $ETCD_VERSION, from the Go
 # module proxy. k8s.io/kubernetes is not meant to be imported: its go.mod points every k8s.io
 # staging module at ./staging, so a throwaway module requires it and replaces each staging
 # module with the published v0.X.Y of the same release. A stamp per pin means an unchanged pin
@@ -10,8 +10,9 @@ stamp_ok() { [[ -x "$BIN_DIR/$1" && "$(cat "$BIN_DIR/.$1.version" 2>/dev/null)" 
 stamp() { echo "$2" > "$BIN_DIR/.$1.version"; }
 
 build_k8s() {
-  if stamp_ok kube-apiserver "$K8S_VERSION" && stamp_ok kubectl "$K8S_VERSION"; then
-    log "kube-apiserver and kubectl $K8S_VERSION cached"; return
+  if stamp_ok kube-apiserver "$K8S_VERSION" && stamp_ok kubectl "$K8S_VERSION" \
+     && stamp_ok kube-controller-manager "$K8S_VERSION"; then
+    log "kube-apiserver, kube-controller-manager and kubectl $K8S_VERSION cached"; return
   fi
   local staging="v0.${K8S_VERSION#v1.}" work="$CACHE_DIR/build/k8s-$K8S_VERSION"
   mkdir -p "$work"
@@ -35,6 +36,7 @@ package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -51,8 +53,10 @@ GO
     GOFLAGS=-mod=mod go get "k8s.io/kubernetes@$K8S_VERSION" >/dev/null
     CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
     CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/kubectl" k8s.io/kubernetes/cmd/kubectl
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/kube-controller-manager" \
+      k8s.io/kubernetes/cmd/kube-controller-manager
   )
-  stamp kube-apiserver "$K8S_VERSION"; stamp kubectl "$K8S_VERSION"
+  stamp kube-apiserver "$K8S_VERSION"; stamp kubectl "$K8S_VERSION"; stamp kube-controller-manager "$K8S_VERSION"
   log "built $("$BIN_DIR/kube-apiserver" --version)"
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The local control plane: etcd and a real kube-apiserver on 127.0.0.1, RBAC on, with an admin
-# kubeconfig at $STATE_DIR/kubeconfig. Start is idempotent (a running plane is reused); stop
+# The local control plane: etcd, a real kube-apiserver on 127.0.0.1 (RBAC on) and a
+# kube-controller-manager running only the controllers an operator's objects rely on
+# (namespace deletion, garbage collection of owned objects, service accounts), with an admin
+# kubeconfig at $STATE_DIR/kubeconfig. No scheduler and no kubelet: nothing here runs pods. Start is idempotent (a running plane is reused); stop
 # ends exactly the processes whose pids this script recorded.
 source "$(dirname "$0")/lib.sh"
 
@@ -9,33 +11,39 @@ ETCD_DATA="$STATE_DIR/etcd"
 
 pid_alive() { [[ -f "$STATE_DIR/$1.pid" ]] && kill -0 "$(cat "$STATE_DIR/$1.pid")" 2>/dev/null; }
 
-gen_pki() {
-  [[ -f "$PKI/admin.crt" ]] && return
-  mkdir -p "$PKI"; chmod 700 "$PKI"
-  log "generating certificates in $PKI"
-  (
-    cd "$PKI"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kongmasker-local-ca" \
-      -keyout ca.key -out ca.crt 2>/dev/null
-    cat > server.ext <<EXT
-subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
-extendedKeyUsage=serverAuth
-EXT
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key -out apiserver.csr 2>/dev/null
-    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-      -extfile server.ext -out apiserver.crt 2>/dev/null
-    printf 'extendedKeyUsage=clientAuth\n' > client.ext
-    openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kongmasker-admin" -keyout admin.key -out admin.csr 2>/dev/null
-    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-      -extfile client.ext -out admin.crt 2>/dev/null
-    openssl genrsa -out sa.key 2048 2>/dev/null
-    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-    rm -f ./*.csr ./*.ext
-  )
+# sign NAME SUBJECT EXT: a key and a certificate signed by the local CA, unless both exist
+# (regenerating a cert that a running process holds would lock that process out).
+sign() {
+  local name="$1" subject="$2" ext="$3"
+  [[ -f "$PKI/$name.crt" && -f "$PKI/$name.key" ]] && return
+  printf '%s\n' "$ext" > "$PKI/$name.ext"
+  openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$PKI/$name.key" -out "$PKI/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
+  rm -f "$PKI/$name.csr" "$PKI/$name.ext"
 }
 
-write_kubeconfig() {
-  cat > "$KUBECONFIG_PATH.tmp" <<KC
+gen_pki() {
+  mkdir -p "$PKI"; chmod 700 "$PKI"
+  if [[ ! -f "$PKI/ca.crt" ]]; then
+    log "generating certificates in $PKI"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kongmasker-local-ca" \
+      -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
+  fi
+  sign apiserver "/CN=kube-apiserver" \
+    "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+extendedKeyUsage=serverAuth"
+  sign admin "/O=system:masters/CN=kongmasker-admin" "extendedKeyUsage=clientAuth"
+  sign kcm "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
+  if [[ ! -f "$PKI/sa.key" ]]; then
+    openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+  fi
+}
+
+# kubeconfig FILE CERT_PREFIX
+kubeconfig_for() {
+  cat > "$1.tmp" <<KC
 apiVersion: v1
 kind: Config
 clusters:
@@ -46,14 +54,18 @@ clusters:
 users:
 - name: kongmasker-admin
   user:
-    client-certificate: $PKI/admin.crt
-    client-key: $PKI/admin.key
+    client-certificate: $PKI/$2.crt
+    client-key: $PKI/$2.key
 contexts:
 - name: kongmasker-local
   context: {cluster: kongmasker-local, user: kongmasker-admin, namespace: default}
 current-context: kongmasker-local
 KC
-  mv "$KUBECONFIG_PATH.tmp" "$KUBECONFIG_PATH"
+  mv "$1.tmp" "$1"
+}
+write_kubeconfig() {
+  kubeconfig_for "$KUBECONFIG_PATH" admin
+  kubeconfig_for "$STATE_DIR/kcm.kubeconfig" kcm
 }
 
 etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health" | grep -q '"health":"true"'; }
@@ -97,6 +109,22 @@ start() {
     echo $! > "$STATE_DIR/kube-apiserver.pid"
   fi
   wait_for "kube-apiserver (see $STATE_DIR/kube-apiserver.log)" 120 apiserver_ready
+  if ! pid_alive kube-controller-manager; then
+    log "starting kube-controller-manager"
+    setsid "$BIN_DIR/kube-controller-manager" \
+      --kubeconfig "$STATE_DIR/kcm.kubeconfig" \
+      --authentication-kubeconfig "$STATE_DIR/kcm.kubeconfig" \
+      --authorization-kubeconfig "$STATE_DIR/kcm.kubeconfig" \
+      --bind-address 127.0.0.1 --secure-port 0 \
+      --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller \
+      --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
+      --use-service-account-credentials=true --leader-elect=false --v=1 \
+      > "$STATE_DIR/kube-controller-manager.log" 2>&1 < /dev/null &
+    echo $! > "$STATE_DIR/kube-controller-manager.pid"
+  fi
+  # The default ServiceAccount appears once the controllers run: proof they are up.
+  wait_for "kube-controller-manager (see $STATE_DIR/kube-controller-manager.log)" 60 \
+    "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" get serviceaccount default -n default
   log "control plane ready: $("$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
 }
 
@@ -116,8 +144,8 @@ stop_one() {
 
 case "${1:-start}" in
   start) start ;;
-  stop) stop_one kube-apiserver; stop_one etcd ;;
-  reset) stop_one kube-apiserver; stop_one etcd; rm -rf "$ETCD_DATA" ;;
-  status) pid_alive etcd && pid_alive kube-apiserver && apiserver_ready ;;
+  stop) stop_one kube-controller-manager; stop_one kube-apiserver; stop_one etcd ;;
+  reset) stop_one kube-controller-manager; stop_one kube-apiserver; stop_one etcd; rm -rf "$ETCD_DATA" "$PKI" ;;
+  status) pid_alive etcd && pid_alive kube-apiserver && pid_alive kube-controller-manager && apiserver_ready ;;
   *) die "usage: $0 start|stop|reset|status" ;;
 esac

@@ -1,0 +1,707 @@
+"""The masking engine: finds AWS identifiers in text and swaps them for `AWS_<TYPE>_<NNN>` ids.
+
+Pure code, no I/O. The gateway supplies an allocator backed by Redis; tests and the operator's
+masking canary use the in-memory `LocalAllocator`.
+
+    >>> result = mask("restart i-1234567890abcdef0 please")
+    >>> result.text
+    'restart AWS_EC2_001 please'
+    >>> unmask(result.text, result.mapping)
+    'restart i-1234567890abcdef0 please'
+
+How matches are chosen (the original plugin's defects are the reason for each rule):
+
+* Every rule proposes candidate spans over the whole text; candidates are then accepted longest
+  first (ties: the more specific rule, then the earlier position) and a candidate overlapping an
+  accepted one is dropped. So an ARN is masked whole and never an id inside it, and `ami-...`
+  can never turn into `amAWS_EC2_001`.
+* Rules are anchored on both sides (no word character or `-` around an id), and hex ids accept
+  exactly 8 or 17 hex digits: an id is masked whole or not at all, never partially.
+* Context-dependent types (S3 bucket, RDS / Redshift / ElastiCache names, Glue job, account id,
+  KMS key id) are masked only next to the context that makes them identifiers; see
+  docs/dataplane.md for the exact context rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EXAMPLES",
+    "MASKED_ID_BYTES_RE",
+    "MASKED_ID_RE",
+    "TYPES",
+    "Finding",
+    "LocalAllocator",
+    "MaskResult",
+    "StreamUnmasker",
+    "find",
+    "mask",
+    "masked_id",
+    "masked_ids_in",
+    "replace_findings",
+    "unmask",
+    "unmask_bytes",
+]
+
+Allocator = Callable[[str, str], str]
+Check = Callable[[str, "re.Match[str]"], bool]
+Classify = Callable[["re.Match[str]"], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One identifier found in a text: its type, span and original value."""
+
+    type: str
+    start: int
+    end: int
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A detection rule. `group` names the part of the match that is the identifier (the rest
+    is context that stays); `check` can veto a candidate; `classify` picks the type from the
+    match when one pattern serves several types (ARNs)."""
+
+    type: str
+    regex: re.Pattern[str]
+    group: int | str = 0
+    check: Check | None = None
+    classify: Classify | None = None
+    priority: int = 50
+
+
+# --- building blocks ---------------------------------------------------------------------
+
+_HEX_ID_TYPES: list[tuple[str, str]] = [
+    ("EC2", "i"),
+    ("AMI", "ami"),
+    ("EBS_VOL", "vol"),
+    ("SNAPSHOT", "snap"),
+    ("EFS", "fs"),
+    ("VPC", "vpc"),
+    ("SUBNET", "subnet"),
+    ("SECURITY_GROUP", "sg"),
+    ("IGW", "igw"),
+    ("NAT_GW", "nat"),
+    ("VPN", "vpn"),
+    ("TGW", "tgw"),
+]
+
+# A bucket name (S3 naming rules: 3-63 chars, lower-case letters, digits, dots, hyphens) that
+# does not continue into a longer name.
+_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?![a-z0-9-]|\.[a-z0-9])"
+# A resource name in prose after its context word (rds instance NAME, ...).
+_NAME = r"[A-Za-z][A-Za-z0-9-]{1,62}(?![A-Za-z0-9-])"
+_SEP = r"""["'`]?\s*(?:[:=]|\bis\b)?\s*["'`]?"""
+_REGION = r"[a-z]{2}(?:-gov)?-[a-z]+-\d"
+
+
+def _ci(pattern: str) -> str:
+    """A case-insensitive context phrase (the identifier after it keeps its own case rules)."""
+    return f"(?i:{pattern})"
+
+
+def _looks_like_name(value: str) -> bool:
+    """A prose name after a context word counts only if it cannot be an ordinary word: it has a
+    hyphen, digit, dot or underscore ("the rds instance is down" masks nothing)."""
+    return any(c in value for c in "-._") or any(c.isdigit() for c in value)
+
+
+def _name_check(group: int | str) -> Check:
+    return lambda _text, m: _looks_like_name(m.group(group))
+
+
+def _secret_key_check(_text: str, m: re.Match[str]) -> bool:
+    """40 base64 characters are a secret access key only if they look random: upper, lower and
+    digits all present, few separators (a path like Docs/Guide/... is not a key), not hex."""
+    v = m.group(0)
+    if not (any(c.isupper() for c in v) and any(c.islower() for c in v)):
+        return False
+    if not any(c.isdigit() for c in v):
+        return False
+    return v.count("/") + v.count("+") <= 6 and not re.fullmatch(r"[0-9a-fA-F]+", v)
+
+
+def _has_digit(_text: str, m: re.Match[str]) -> bool:
+    return any(c.isdigit() for c in m.group(0))
+
+
+_KMS_CONTEXT = re.compile(r"(?i)kms|key[ _-]?id|key/|customer[ _-]master[ _-]key|cmk")
+
+
+def _kms_context(text: str, m: re.Match[str]) -> bool:
+    """A UUID is a KMS key id only when KMS context precedes it closely."""
+    return bool(_KMS_CONTEXT.search(text, max(0, m.start() - 40), m.start()))
+
+
+_VERSION_CONTEXT = re.compile(r"(?i)(?:version|release|build|ver\.?)\s*[:=]?\s*$")
+
+
+def _ipv4_kind(text: str, m: re.Match[str]) -> str | None:
+    """PUBLIC_IP, PRIVATE_IP, or None for what is not an address worth masking: invalid octets,
+    leading zeros, loopback, unspecified, multicast/reserved/netmasks, link-local metadata, and
+    version numbers written after a version word."""
+    value = m.group(0)
+    if any(len(o) > 1 and o.startswith("0") for o in value.split(".")):
+        return None
+    try:
+        ip = ipaddress.IPv4Address(value)
+    except ValueError:
+        return None
+    first = int(value.split(".", 1)[0])
+    if first in (0, 127) or first >= 224 or ip.is_link_local:
+        return None
+    if _VERSION_CONTEXT.search(text, max(0, m.start() - 16), m.start()):
+        return None
+    return "PRIVATE_IP" if _is_private(value) else "PUBLIC_IP"
+
+
+_PRIVATE_NETS = (
+    ipaddress.ip_network("10.0.0.0/8"),
+    ipaddress.ip_network("172.16.0.0/12"),
+    ipaddress.ip_network("192.168.0.0/16"),
+)
+
+
+def _is_private(value: str) -> bool:
+    ip = ipaddress.IPv4Address(value)
+    return any(ip in net for net in _PRIVATE_NETS)
+
+
+def _ipv6_check(_text: str, m: re.Match[str]) -> bool:
+    """Real IPv6 only: it must parse, and a compressed form needs three groups or a full
+    4-digit group, so times (12:30:45), MACs and `::1`-style loopbacks stay."""
+    value = m.group(0)
+    try:
+        ip = ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return False
+    groups = [g for g in value.split(":") if g]
+    if "::" not in value:
+        return len(groups) == 8
+    return len(groups) >= 3 or any(len(g) == 4 for g in groups)
+
+
+# ARN service -> (resource prefix or "" for any, type). First match wins.
+_ARN_TYPES: list[tuple[str, str, str]] = [
+    ("iam", "role/", "IAM_ROLE"),
+    ("iam", "user/", "IAM_USER"),
+    ("lambda", "", "LAMBDA_ARN"),
+    ("elasticloadbalancing", "", "ELB_ARN"),
+    ("ecs", "task/", "ECS_TASK"),
+    ("acm", "", "ACM_CERT"),
+    ("secretsmanager", "", "SECRET_ARN"),
+    ("ssm", "parameter/", "PARAM_ARN"),
+    ("codecommit", "", "CODECOMMIT"),
+    ("dynamodb", "", "DYNAMODB_TABLE"),
+    ("sns", "", "SNS_TOPIC"),
+    ("kinesis", "", "KINESIS"),
+    ("es", "", "OPENSEARCH"),
+    ("aoss", "", "OPENSEARCH"),
+    ("states", "", "STEP_FUNCTION"),
+    ("batch", "job-queue/", "BATCH_QUEUE"),
+    ("athena", "workgroup/", "ATHENA"),
+    ("cloudformation", "", "CLOUDFORMATION"),
+    ("eks", "cluster/", "EKS_CLUSTER"),
+    ("sagemaker", "endpoint/", "SAGEMAKER"),
+    ("kms", "", "KMS_KEY"),
+    ("glue", "job/", "GLUE_JOB"),
+]
+
+
+def _arn_type(m: re.Match[str]) -> str:
+    service, resource = m.group("svc"), m.group("res")
+    if service == "s3":
+        return _bucket_type(resource.split("/", 1)[0])
+    for svc, prefix, type_ in _ARN_TYPES:
+        if service == svc and resource.startswith(prefix):
+            return type_
+    return "ARN"
+
+
+def _bucket_type(name: str) -> str:
+    """Buckets whose name says they hold logs are their own type (the original's s3 logs)."""
+    return "S3_LOGS_BUCKET" if re.search(r"(?:^|[.-])logs?(?:$|[.-])", name) else "S3_BUCKET"
+
+
+def _bucket_classify(group: str) -> Classify:
+    return lambda m: _bucket_type(m.group(group))
+
+
+def _r(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _build_rules() -> list[_Rule]:
+    rules: list[_Rule] = []
+    # Priority: lower wins a tie on length. Specific structures beat generic shapes.
+    for type_, prefix in _HEX_ID_TYPES:
+        rules.append(
+            _Rule(
+                type_,
+                _r(rf"(?<![\w-]){prefix}-(?:[0-9a-fA-F]{{17}}|[0-9a-fA-F]{{8}})(?![\w-])"),
+                priority=20,
+            )
+        )
+    rules += [
+        _Rule(
+            "ARN",
+            _r(
+                r"(?<![\w-])arn:aws(?:-cn|-us-gov)?:(?P<svc>[a-z0-9-]+):(?:[a-z0-9-]*):"
+                r"(?:\d{12}|aws)?:(?P<res>[A-Za-z0-9_+=.@:/*$-]*[A-Za-z0-9_+=@/*$-])"
+            ),
+            classify=_arn_type,
+            priority=10,
+        ),
+        _Rule(
+            "ECR_URI",
+            _r(
+                r"(?<![\w-])\d{12}\.dkr\.ecr\." + _REGION + r"\.amazonaws\.com(?:\.cn)?"
+                r"(?:/[a-z0-9][a-z0-9._/-]*[a-z0-9])?"
+            ),
+            priority=10,
+        ),
+        _Rule(
+            "SQS_QUEUE",
+            _r(
+                r"https?://(?:sqs\." + _REGION + r"|queue)\.amazonaws\.com/\d{12}/"
+                r"[A-Za-z0-9_-]{1,80}(?:\.fifo)?(?![\w-])"
+            ),
+            priority=10,
+        ),
+        _Rule(
+            "API_GATEWAY",
+            _r(r"(?<![\w.-])[a-z0-9]{10}\.execute-api\." + _REGION + r"\.amazonaws\.com"),
+            priority=10,
+        ),
+        _Rule(
+            "RDS",
+            _r(
+                r"(?<![\w.-])[a-z][a-z0-9-]{0,62}\.[a-z0-9]{12}\."
+                + _REGION
+                + r"\.rds\.amazonaws\.com"
+            ),
+            priority=10,
+        ),
+        _Rule(
+            "REDSHIFT",
+            _r(
+                r"(?<![\w.-])[a-z][a-z0-9-]{0,62}\.[a-z0-9]+\."
+                + _REGION
+                + r"\.redshift(?:-serverless)?\.amazonaws\.com"
+            ),
+            priority=10,
+        ),
+        _Rule(
+            "ELASTICACHE",
+            _r(r"(?<![\w.-])[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)+\.cache\.amazonaws\.com"),
+            priority=10,
+        ),
+        # S3 bucket contexts: s3://B, B.s3[.region].amazonaws.com, s3[.region].amazonaws.com/B.
+        _Rule(
+            "S3_BUCKET",
+            _r(r"(?i:s3)://(?P<id>" + _BUCKET + ")"),
+            group="id",
+            classify=_bucket_classify("id"),
+            priority=15,
+        ),
+        _Rule(
+            "S3_BUCKET",
+            _r(
+                r"(?<![\w.-])(?P<id>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])"
+                r"\.s3(?:[.-](?:website[.-])?"
+                + _REGION
+                + r"|[.-]accelerate|\.dualstack\."
+                + _REGION
+                + r")?\.amazonaws\.com"
+            ),
+            group="id",
+            classify=_bucket_classify("id"),
+            priority=15,
+        ),
+        _Rule(
+            "S3_BUCKET",
+            _r(r"(?<![\w.-])s3(?:[.-]" + _REGION + r")?\.amazonaws\.com/(?P<id>" + _BUCKET + ")"),
+            group="id",
+            classify=_bucket_classify("id"),
+            priority=15,
+        ),
+        _Rule(
+            "S3_BUCKET",
+            _r(_ci(r"\b(?:s3[ _-]?)?bucket(?:[ _-]?name)?") + _SEP + "(?P<id>" + _BUCKET + ")"),
+            group="id",
+            check=_name_check("id"),
+            classify=_bucket_classify("id"),
+            priority=40,
+        ),
+        _Rule(
+            "RDS",
+            _r(
+                _ci(
+                    r"\b(?:rds|db)[ _-]?(?:instance|cluster|database)"
+                    r"(?:[ _-]?(?:id|identifier|name))?"
+                    r"|\bDB(?:Instance|Cluster)Identifier"
+                )
+                + _SEP
+                + "(?P<id>"
+                + _NAME
+                + ")"
+            ),
+            group="id",
+            check=_name_check("id"),
+            priority=40,
+        ),
+        _Rule(
+            "REDSHIFT",
+            _r(
+                _ci(r"\bredshift[ _-]?cluster(?:[ _-]?(?:id|identifier|name))?|\bClusterIdentifier")
+                + _SEP
+                + "(?P<id>"
+                + _NAME
+                + ")"
+            ),
+            group="id",
+            check=_name_check("id"),
+            priority=40,
+        ),
+        _Rule(
+            "ELASTICACHE",
+            _r(
+                _ci(
+                    r"\belasticache[ _-]?(?:cluster|replication[ _-]?group|node)?"
+                    r"(?:[ _-]?(?:id|name))?|\bCacheClusterId|\bReplicationGroupId"
+                )
+                + _SEP
+                + "(?P<id>"
+                + _NAME
+                + ")"
+            ),
+            group="id",
+            check=_name_check("id"),
+            priority=40,
+        ),
+        _Rule(
+            "GLUE_JOB",
+            _r(
+                _ci(r"\bglue[ _-]?job(?:[ _-]?name)?")
+                + _SEP
+                + r"(?P<id>[A-Za-z0-9][A-Za-z0-9_.-]{1,254}(?<![.-])(?![\w.-]))"
+            ),
+            group="id",
+            check=_name_check("id"),
+            priority=40,
+        ),
+        _Rule(
+            "ACCOUNT_ID",
+            _r(
+                _ci(
+                    r"\b(?:aws[ _-]?)?account(?:[ _-]?(?:id|number|no\.?|#))?|\bowner[ _-]?id"
+                    r"|\baccount_id"
+                )
+                + _SEP
+                + r"(?P<id>\d{12}|\d{4}-\d{4}-\d{4})(?![\d-])"
+            ),
+            group="id",
+            priority=40,
+        ),
+        _Rule(
+            "KMS_KEY",
+            _r(
+                r"(?<![\w-])(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                r"[0-9a-fA-F]{12}|mrk-[0-9a-f]{32})(?![\w-])"
+            ),
+            check=_kms_context,
+            priority=30,
+        ),
+        _Rule(
+            "ACCESS_KEY",
+            _r(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+            priority=20,
+        ),
+        _Rule(
+            "SESSION_TOKEN",
+            _r(
+                r"(?<![A-Za-z0-9/+=])(?:IQoJb3JpZ2luX2|FwoGZXIvYXdzE|FQoGZXIvYXdzE)"
+                r"[A-Za-z0-9/+=]{60,}"
+            ),
+            priority=20,
+        ),
+        _Rule(
+            "SESSION_TOKEN",
+            _r(
+                _ci(r"session[ _-]?token|security[ _-]?token")
+                + _SEP
+                + r"(?P<id>[A-Za-z0-9/+=]{100,})"
+            ),
+            group="id",
+            priority=25,
+        ),
+        _Rule(
+            "SECRET_KEY",
+            _r(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
+            check=_secret_key_check,
+            priority=60,
+        ),
+        _Rule(
+            "ROUTE53_ZONE",
+            _r(r"(?<![\w-])Z[0-9A-Z]{12,31}(?![\w-])"),
+            check=_has_digit,
+            priority=60,
+        ),
+        _Rule(
+            "CLOUDFRONT",
+            _r(r"(?<![\w-])E[0-9A-Z]{12,13}(?![\w-])"),
+            check=_has_digit,
+            priority=60,
+        ),
+        _Rule(
+            "LOG_GROUP",
+            _r(r"(?<![\w/.-])/aws/[a-z0-9-]+(?:/[A-Za-z0-9_.#$-]*[A-Za-z0-9_#$-])+"),
+            priority=30,
+        ),
+        _Rule(
+            "IPV6",
+            _r(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])"),
+            check=_ipv6_check,
+            priority=70,
+        ),
+        _Rule(
+            "PUBLIC_IP",
+            _r(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)"),
+            check=lambda text, m: _ipv4_kind(text, m) is not None,
+            classify=lambda m: "PRIVATE_IP" if _is_private(m.group(0)) else "PUBLIC_IP",
+            priority=70,
+        ),
+    ]
+    return rules
+
+
+_RULES = _build_rules()
+
+#: Every type the engine can produce, in the order of the reference list.
+TYPES: tuple[str, ...] = (
+    *(t for t, _ in _HEX_ID_TYPES),
+    "S3_BUCKET", "S3_LOGS_BUCKET", "ECR_URI", "RDS", "REDSHIFT", "ACCESS_KEY", "SECRET_KEY",
+    "SESSION_TOKEN", "IAM_ROLE", "IAM_USER", "LAMBDA_ARN", "ELB_ARN", "ECS_TASK", "ACM_CERT",
+    "SECRET_ARN", "PARAM_ARN", "CODECOMMIT", "DYNAMODB_TABLE", "SNS_TOPIC", "KINESIS",
+    "OPENSEARCH", "STEP_FUNCTION", "BATCH_QUEUE", "ATHENA", "CLOUDFORMATION", "EKS_CLUSTER",
+    "SAGEMAKER", "ARN", "KMS_KEY", "SQS_QUEUE", "API_GATEWAY", "ROUTE53_ZONE", "LOG_GROUP",
+    "IPV6", "PUBLIC_IP", "PRIVATE_IP", "ELASTICACHE", "GLUE_JOB", "ACCOUNT_ID", "CLOUDFRONT",
+)  # fmt: skip
+
+#: One synthetic identifier per type, written in the context the type needs.
+EXAMPLES: dict[str, str] = {
+    "EC2": "i-1234567890abcdef0",
+    "AMI": "ami-0abcdef1234567890",
+    "EBS_VOL": "vol-049df61146f12c45a",
+    "SNAPSHOT": "snap-066877671789bd71b",
+    "EFS": "fs-12345678",
+    "VPC": "vpc-0123456789abcdef0",
+    "SUBNET": "subnet-1234567890abcdef0",
+    "SECURITY_GROUP": "sg-0123456789abcdef0",
+    "IGW": "igw-12345678",
+    "NAT_GW": "nat-1234567890abcdef0",
+    "VPN": "vpn-12345678",
+    "TGW": "tgw-1234567890abcdef0",
+    "S3_BUCKET": "s3://my-production-bucket/key",
+    "S3_LOGS_BUCKET": "s3://my-app-logs/2024/01/01.log",
+    "ECR_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-app",
+    "RDS": "prod-db.abcdefghijkl.us-east-1.rds.amazonaws.com",
+    "REDSHIFT": "analytics-cluster.abc123xyz789.us-east-1.redshift.amazonaws.com",
+    "ACCESS_KEY": "AKIA1234567890ABCDEF",
+    "SECRET_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "SESSION_TOKEN": "FwoGZXIvYXdzEBYaDH7gJ5ZTb2d4ExAmPlE" + "Q1w2E3r4T5y6U7i8O9p0" * 4,
+    "IAM_ROLE": "arn:aws:iam::123456789012:role/ProductionRole",
+    "IAM_USER": "arn:aws:iam::123456789012:user/alice",
+    "LAMBDA_ARN": "arn:aws:lambda:us-east-1:123456789012:function:my-function",
+    "ELB_ARN": "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
+    "loadbalancer/app/my-alb/50dc6c495c0c9188",
+    "ECS_TASK": "arn:aws:ecs:us-east-1:123456789012:"
+    "task/my-cluster/0123456789abcdef0123456789abcdef",
+    "ACM_CERT": "arn:aws:acm:us-east-1:123456789012:"
+    "certificate/12345678-1234-1234-1234-123456789012",
+    "SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+    "PARAM_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db/password",
+    "CODECOMMIT": "arn:aws:codecommit:us-east-1:123456789012:my-repo",
+    "DYNAMODB_TABLE": "arn:aws:dynamodb:us-east-1:123456789012:table/Orders",
+    "SNS_TOPIC": "arn:aws:sns:us-east-1:123456789012:alerts-topic",
+    "KINESIS": "arn:aws:kinesis:us-east-1:123456789012:stream/clickstream",
+    "OPENSEARCH": "arn:aws:es:us-east-1:123456789012:domain/search-prod",
+    "STEP_FUNCTION": "arn:aws:states:us-east-1:123456789012:stateMachine:OrderFlow",
+    "BATCH_QUEUE": "arn:aws:batch:us-east-1:123456789012:job-queue/high-priority",
+    "ATHENA": "arn:aws:athena:us-east-1:123456789012:workgroup/analysts",
+    "CLOUDFORMATION": "arn:aws:cloudformation:us-east-1:123456789012:"
+    "stack/prod-stack/1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
+    "EKS_CLUSTER": "arn:aws:eks:us-east-1:123456789012:cluster/prod-eks",
+    "SAGEMAKER": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn-model",
+    "ARN": "arn:aws:ec2:us-east-1:123456789012:instance/i-1234567890abcdef0",
+    "KMS_KEY": "kms key 1234abcd-12ab-34cd-56ef-1234567890ab",
+    "SQS_QUEUE": "https://sqs.us-east-1.amazonaws.com/123456789012/MyQueue",
+    "API_GATEWAY": "abcd123456.execute-api.us-east-1.amazonaws.com",
+    "ROUTE53_ZONE": "Z1234567890ABC",
+    "LOG_GROUP": "/aws/lambda/MyFunction",
+    "IPV6": "2001:db8:85a3::8a2e:370:7334",
+    "PUBLIC_IP": "203.0.113.1",
+    "PRIVATE_IP": "10.0.1.23",
+    "ELASTICACHE": "my-redis.abc123.0001.use1.cache.amazonaws.com",
+    "GLUE_JOB": "glue job nightly-etl",
+    "ACCOUNT_ID": "account 123456789012",
+    "CLOUDFRONT": "E1234567890ABC",
+}  # fmt: skip
+
+_TYPE_ALT = "|".join(sorted(TYPES, key=len, reverse=True))
+#: A masked id as the engine writes it (`AWS_EC2_001`; more digits after 999).
+MASKED_ID_RE = re.compile(rf"(?<![A-Za-z0-9])AWS_(?:{_TYPE_ALT})_\d{{3,}}(?![A-Za-z0-9])")
+MASKED_ID_BYTES_RE = re.compile(MASKED_ID_RE.pattern.encode())
+
+
+def masked_id(type_: str, number: int) -> str:
+    """The masked id for the `number`-th original of `type_` (`AWS_EC2_001`)."""
+    return f"AWS_{type_}_{number:03d}"
+
+
+# --- detection ---------------------------------------------------------------------------
+
+
+def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
+    """(start, end, priority, type) for every rule's candidate that passes its check."""
+    for rule in _RULES:
+        for m in rule.regex.finditer(text):
+            if rule.check is not None and not rule.check(text, m):
+                continue
+            start, end = m.span(rule.group)
+            if start == end:
+                continue
+            type_ = rule.classify(m) if rule.classify is not None else rule.type
+            yield start, end, rule.priority, type_
+
+
+def find(text: str) -> list[Finding]:
+    """Every identifier in `text`, non-overlapping, in text order.
+
+    Longest candidates win, then the more specific rule, then the earlier one; a candidate that
+    overlaps an accepted one is dropped whole (never trimmed, so no partial masks).
+    """
+    ranked = sorted(_candidates(text), key=lambda c: (c[0] - c[1], c[2], c[0]))
+    taken: list[tuple[int, int]] = []
+    accepted: list[Finding] = []
+    for start, end, _prio, type_ in ranked:
+        if any(start < t_end and t_start < end for t_start, t_end in taken):
+            continue
+        taken.append((start, end))
+        accepted.append(Finding(type_, start, end, text[start:end]))
+    accepted.sort(key=lambda f: f.start)
+    return accepted
+
+
+def replace_findings(text: str, findings: list[Finding], masked: Mapping[str, str]) -> str:
+    """`text` with each finding (in text order) replaced by `masked[finding.value]`."""
+    parts: list[str] = []
+    pos = 0
+    for f in findings:
+        parts.append(text[pos : f.start])
+        parts.append(masked[f.value])
+        pos = f.end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+# --- masking with an allocator -----------------------------------------------------------
+
+
+@dataclass
+class LocalAllocator:
+    """In-memory allocator: the same original always gets the same masked id, numbered per
+    type from 001. The gateway uses the Redis store instead; this one serves tests, the canary
+    and the gateway's non-fail-secure fallback."""
+
+    forward: dict[str, str] = field(default_factory=dict)
+    reverse: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, type_: str, original: str) -> str:
+        if original in self.forward:
+            return self.forward[original]
+        n = self.counters.get(type_, 0) + 1
+        self.counters[type_] = n
+        masked = masked_id(type_, n)
+        self.forward[original] = masked
+        self.reverse[masked] = original
+        return masked
+
+
+@dataclass(frozen=True)
+class MaskResult:
+    """A masked text, the masked id -> original mapping it used, and what was found."""
+
+    text: str
+    mapping: dict[str, str]
+    findings: list[Finding]
+
+
+def mask(text: str, allocate: Allocator | None = None) -> MaskResult:
+    """Mask every identifier in `text`. `allocate(type, original) -> masked id` defaults to a
+    fresh `LocalAllocator`, so ids are numbered from 001 within this call."""
+    allocate = allocate if allocate is not None else LocalAllocator()
+    findings = find(text)
+    masked = {f.value: allocate(f.type, f.value) for f in findings}
+    return MaskResult(
+        replace_findings(text, findings, masked), {m: o for o, m in masked.items()}, findings
+    )
+
+
+# --- unmasking ---------------------------------------------------------------------------
+
+
+def masked_ids_in(text: str) -> set[str]:
+    """The distinct masked ids in `text`."""
+    return set(MASKED_ID_RE.findall(text))
+
+
+def unmask(text: str, mapping: Mapping[str, str]) -> str:
+    """`text` with each masked id known to `mapping` replaced by its original; unknown ids stay
+    as they are (the caller counts them as misses)."""
+    return MASKED_ID_RE.sub(lambda m: mapping.get(m.group(0), m.group(0)), text)
+
+
+def unmask_bytes(data: bytes, mapping: Mapping[bytes, bytes]) -> bytes:
+    """`unmask` for a byte stream (masked ids are ASCII, so no decoding is needed)."""
+    return MASKED_ID_BYTES_RE.sub(lambda m: mapping.get(m.group(0), m.group(0)), data)
+
+
+# A tail that may be the beginning of a masked id continuing in the next chunk.
+_PARTIAL_TAIL = re.compile(rb"(?:A|AW|AWS|AWS_[A-Z0-9_]*)\Z")
+_MAX_ID = max(len(t) for t in TYPES) + 16
+
+
+class StreamUnmasker:
+    """Splits a response byte stream so that no masked id is cut in two.
+
+    `feed(chunk)` returns the bytes that are safe to unmask now; a tail that could be the start
+    of a masked id is held back until the next chunk (or `flush()` at the end). The caller then
+    looks the ids up (`MASKED_ID_BYTES_RE`) and calls `unmask_bytes`.
+    """
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        m = _PARTIAL_TAIL.search(data, max(0, len(data) - _MAX_ID))
+        if m is None:
+            self._held = b""
+            return data
+        self._held = data[m.start() :]
+        return data[: m.start()]
+
+    def flush(self) -> bytes:
+        data, self._held = self._held, b""
+        return data

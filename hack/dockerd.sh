@@ -41,6 +41,14 @@ start() {
     >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
   wait_for "dockerd at $DOCKER_SOCK (see $STATE_DIR/dockerd.log)" 60 answers "unix://$DOCKER_SOCK"
   echo "unix://$DOCKER_SOCK" > "$HOST_FILE"
+  # The data root outlives the engine: containers of an engine that was killed (a session or
+  # CI run that ended) would come back with their restart policies and hold ports. A freshly
+  # started engine begins with none of ours; their volumes (Redis data) are kept.
+  local stale; stale="$(DOCKER_HOST="unix://$DOCKER_SOCK" docker ps -aq --filter label=app.kubernetes.io/part-of=kongmasker)"
+  if [[ -n "$stale" ]]; then
+    log "removing $(wc -w <<< "$stale") container(s) left by an earlier engine"
+    DOCKER_HOST="unix://$DOCKER_SOCK" docker rm -f $stale >/dev/null
+  fi
   log "dockerd $(DOCKER_HOST="unix://$DOCKER_SOCK" docker version --format '{{.Server.Version}}') up"
 }
 

@@ -56,6 +56,8 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     PREFLIGHT_PASSED = "PreflightPassed"
+    MASKING_VERIFIED = "MaskingVerified"
+    """The end-to-end masking canary's last verdict (issue 5, core/canary.py)."""
 
 
 class Phase(StrEnum):
@@ -108,3 +110,21 @@ class Reason(StrEnum):
     DISK_LOW = "InsufficientDisk"
     IMAGE_MISSING = "ImageMissing"
     INVALID_SPEC = "InvalidSpec"
+    # MaskingVerified (the masking canary)
+    CANARY_PASSED = "CanaryPassed"
+    IDENTIFIER_LEAKED = "UnmaskedIdentifierSeen"
+    """A raw identifier reached the upstream: a security incident."""
+    ORIGINALS_NOT_RESTORED = "OriginalsNotRestored"
+    WRONG_TYPE = "MaskedAsWrongType"
+    FAIL_SECURE_REFUSAL = "FailSecureRefusal"
+    """The gateway refused the canary with 503 (identifiers found, Redis unreachable)."""
+    CANARY_REQUEST_FAILED = "CanaryRequestFailed"
+    UPSTREAM_NOT_VERIFIABLE = "UpstreamNotVerifiable"
+    """The upstream has no GET /__requests (not the mock): the canary sends nothing."""
+    # Recovery (core/recovery.py)
+    CONTAINER_EXITED = "ContainerExited"
+    PROBES_FAILING = "ProbesFailing"
+    DEPENDENCY_RESTARTED = "DependencyRestarted"
+    DEPENDENCY_UNHEALTHY = "DependencyUnhealthy"
+    RESTART_BACKOFF = "RestartBackoff"
+    RESTART_BUDGET_EXHAUSTED = "RestartBudgetExhausted"

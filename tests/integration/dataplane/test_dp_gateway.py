@@ -1,0 +1,252 @@
+"""The gateway image against real Redis (the redis image) and the mock AI upstream image.
+
+Covers: masking with the plugin's Redis key schema and TTL, consistency across requests and
+gateway restarts, ids masked by earlier requests, chunk-split and SSE unmasking, fail-secure
+with Redis stopped, POST /config changing routing live, the Admin API subset, and the
+SIGTERM drain.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from tests.integration.dataplane.dp_support import (
+    GatewayProc,
+    Mock,
+    RedisServer,
+    kong_config,
+    start_redis,
+)
+from tests.support import wait_until
+
+pytestmark = pytest.mark.integration
+
+TEXT = (
+    "Instance i-1234567890abcdef0 in vpc-0123456789abcdef0 (subnet-1234567890abcdef0) "
+    "assumes arn:aws:iam::123456789012:role/ProductionRole, reads s3://my-production-bucket/k "
+    "and talks to 10.0.1.23 and 203.0.113.1 at 12:30:45, build 1.2.3."
+)
+RAW_IDS = [
+    "i-1234567890abcdef0",
+    "vpc-0123456789abcdef0",
+    "subnet-1234567890abcdef0",
+    "arn:aws:iam::123456789012:role/ProductionRole",
+    "my-production-bucket",
+    "10.0.1.23",
+    "203.0.113.1",
+]
+PREFIX = "Mock analysis of your request. You wrote:\n"
+
+
+def reply_text(resp: httpx.Response) -> str:
+    assert resp.status_code == 200, resp.text
+    return "".join(b["text"] for b in resp.json()["content"])
+
+
+def last_upstream_text(mock: Mock) -> str:
+    return mock.requests()[-1]["messages"][0]["content"]
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_factory: Any, mock: Mock, redis_server: RedisServer) -> GatewayProc:
+    return gateway_factory(kong_config(mock.url, redis_server.port, mapping_ttl=3600))
+
+
+def test_admin_api_subset(gateway: GatewayProc) -> None:
+    status = httpx.get(f"{gateway.admin}/status").json()
+    assert status["database"]["reachable"] is True
+    assert {"total_requests", "connections_active"} <= set(status["server"])
+    assert len(status["configuration_hash"]) == 32
+    assert status["configuration_hash"] != "0" * 32
+    assert httpx.get(f"{gateway.status}/status/ready").status_code == 200
+    enabled = httpx.get(f"{gateway.admin}/plugins/enabled").json()["enabled_plugins"]
+    assert "aws-masker" in enabled
+    config = httpx.get(f"{gateway.admin}/config").json()["config"]
+    # The vault reference is shown, the password never.
+    assert "{vault://env/redis-password}" in config
+    assert "dp-test-" not in config
+
+
+def test_masks_request_stores_mapping_with_ttl_and_unmasks_reply(
+    gateway: GatewayProc, mock: Mock, redis_server: RedisServer
+) -> None:
+    resp = gateway.post(TEXT)
+    assert reply_text(resp) == PREFIX + TEXT
+    sent = last_upstream_text(mock)
+    for raw in RAW_IDS:
+        assert raw not in sent, f"{raw} reached the upstream"
+    assert "12:30:45" in sent and "build 1.2.3" in sent  # ordinary text untouched
+    assert "s3://AWS_S3_BUCKET_" in sent and "AWS_IAM_ROLE_" in sent
+
+    r = redis_server.client()
+    rev = r.get("aws_masker:rev:" + base64.b64encode(b"i-1234567890abcdef0").decode())
+    assert rev is not None and rev.startswith("AWS_EC2_") and rev in sent
+    assert r.get(f"aws_masker:map:{rev}") == "i-1234567890abcdef0"
+    assert 0 < r.ttl(f"aws_masker:map:{rev}") <= 3600
+    assert int(r.get("aws_masker:cnt:ec2")) >= 1
+    stats = r.keys("aws_masker:stats:*")
+    assert stats and int(r.hget(stats[0], "ec2")) >= 1
+    assert gateway.metric("kongmasker_gateway_masked_identifiers_total", 'type="EC2"') >= 1
+
+
+def test_same_original_same_masked_id_across_requests(gateway: GatewayProc, mock: Mock) -> None:
+    gateway.post("first i-0aaaaaaaaaaaaaaa1 then")
+    first = last_upstream_text(mock).split()[1]
+    gateway.post("again: i-0aaaaaaaaaaaaaaa1 and i-0bbbbbbbbbbbbbbb2")
+    words = last_upstream_text(mock).split()
+    assert words[1] == first
+    assert words[3] != first and words[3].startswith("AWS_EC2_")
+
+
+def test_reply_with_ids_masked_by_an_earlier_request_is_unmasked(
+    gateway: GatewayProc, mock: Mock
+) -> None:
+    gateway.post("remember sg-0123456789abcdef0")
+    masked = last_upstream_text(mock).split()[1]
+    # A later turn where only the masked id is in play (as when the model refers back to it).
+    assert reply_text(gateway.post(f"what about {masked}?")) == PREFIX + (
+        "what about sg-0123456789abcdef0?"
+    )
+
+
+def test_masked_ids_split_across_response_chunks_are_unmasked(
+    gateway: GatewayProc, mock: Mock
+) -> None:
+    for size in (1, 3, 7):
+        resp = gateway.post(
+            TEXT, headers={"X-Mock-Chunk-Bytes": str(size), "X-Mock-Chunk-Delay-Ms": "1"}
+        )
+        assert reply_text(resp) == PREFIX + TEXT
+        assert "content-length" not in resp.headers or resp.headers.get("transfer-encoding")
+
+
+def test_streaming_sse_reply_is_unmasked(gateway: GatewayProc) -> None:
+    resp = gateway.post(TEXT, stream=True)
+    assert resp.status_code == 200
+    text = ""
+    for block in resp.text.split("\n\n"):
+        for line in block.splitlines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event.get("type") == "content_block_delta":
+                    text += event["delta"]["text"]
+    assert text == PREFIX + TEXT
+
+
+def test_mask_consistency_survives_a_gateway_restart(
+    gateway_factory: Any, mock: Mock, redis_server: RedisServer
+) -> None:
+    config = kong_config(mock.url, redis_server.port)
+    first = gateway_factory(config)
+    first.post("restart check ami-0abcdef1234567890")
+    masked = last_upstream_text(mock).split()[2]
+    assert masked.startswith("AWS_AMI_")
+    first.container.stop(timeout=20)
+    first.container.reload()
+    assert first.container.attrs["State"]["ExitCode"] == 0
+    second = gateway_factory(config)
+    second.post("restart check ami-0abcdef1234567890")
+    assert last_upstream_text(mock).split()[2] == masked
+    assert reply_text(second.post(f"and {masked}")) == PREFIX + "and ami-0abcdef1234567890"
+
+
+def test_fail_secure_refuses_when_redis_is_down(
+    gateway_factory: Any, mock: Mock, containers: Any, images: dict[str, str]
+) -> None:
+
+    own_redis = start_redis(containers, images)
+    gw = gateway_factory(kong_config(mock.url, own_redis.port))
+    assert gw.post("warm up i-1234567890abcdef0").status_code == 200
+    own_redis.container.stop(timeout=10)
+    before = len(mock.requests())
+    resp = gw.post("leak i-1234567890abcdef0 please")
+    assert resp.status_code == 503
+    assert "fail-secure" in resp.json()["message"]
+    assert len(mock.requests()) == before, "the request reached the upstream"
+    # Text without identifiers needs no mapping and still flows.
+    assert gw.post("hello there").status_code == 200
+    assert gw.metric("kongmasker_gateway_fail_secure_refusals_total") == 1
+    own_redis.container.start()
+    own_redis.wait()
+    wait_until(
+        lambda: gw.post("back i-1234567890abcdef0").status_code == 200,
+        timeout=30,
+        what="gateway recovering after redis restart",
+    )
+
+
+def test_post_config_changes_routing_live(
+    gateway_factory: Any, mock: Mock, redis_server: RedisServer
+) -> None:
+    gw = gateway_factory(None, wait_ready=False)
+    assert httpx.get(f"{gw.status}/status/ready").status_code == 503
+    assert httpx.post(f"{gw.proxy}/v1/messages", json={}).status_code == 404
+
+    first = kong_config(mock.url, redis_server.port)
+    resp = httpx.post(f"{gw.admin}/config", json=first)
+    assert resp.status_code == 201, resp.text
+    assert httpx.get(f"{gw.status}/status/ready").status_code == 200
+    hash_1 = httpx.get(f"{gw.admin}/status").json()["configuration_hash"]
+    assert gw.post("hi i-1234567890abcdef0").status_code == 200
+
+    # Move the route: /api (stripped) -> upstream /v1. YAML text, as `kong config` would send.
+    moved = kong_config(mock.url + "/v1", redis_server.port)
+    moved["services"][0]["routes"] = [{"name": "api", "paths": ["/api"], "strip_path": True}]
+    import yaml
+
+    resp = httpx.post(f"{gw.admin}/config", json={"config": yaml.safe_dump(moved)})
+    assert resp.status_code == 201, resp.text
+    assert httpx.get(f"{gw.admin}/status").json()["configuration_hash"] != hash_1
+    assert gw.post("hi").status_code == 404
+    resp = httpx.post(
+        f"{gw.proxy}/api/messages", json={"messages": [{"content": "x vol-049df61146f12c45a"}]}
+    )
+    assert resp.status_code == 200
+    assert mock.requests()[-1]["messages"][0]["content"].startswith("x AWS_EBS_VOL_")
+
+    # An invalid config is refused field by field and the live one stays.
+    bad = kong_config("ftp://nowhere", redis_server.port, mapping_ttl="soon")
+    resp = httpx.post(f"{gw.admin}/config", json=bad)
+    assert resp.status_code == 400
+    fields = resp.json()["fields"]
+    assert "url" in fields["services"]["0"]
+    assert "mapping_ttl" in fields["services"]["0"]["plugins"]["0"]["config"]
+    assert httpx.post(f"{gw.proxy}/api/messages", json={"messages": []}).status_code == 200
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_zero(
+    gateway_factory: Any, mock: Mock, redis_server: RedisServer
+) -> None:
+    gw = gateway_factory(kong_config(mock.url, redis_server.port))
+    mock.clear()
+    result: dict[str, Any] = {}
+
+    def slow_request() -> None:
+        # ~200 chunks of 4 bytes, 10 ms apart: about two seconds in flight.
+        result["resp"] = gw.post(
+            "drain " + "x" * 500 + " i-1234567890abcdef0",
+            headers={"X-Mock-Chunk-Bytes": "4", "X-Mock-Chunk-Delay-Ms": "10"},
+        )
+
+    worker = threading.Thread(target=slow_request)
+    worker.start()
+    wait_until(lambda: len(mock.requests()) == 1, timeout=20, what="request reaching the mock")
+    stopper = threading.Thread(target=lambda: gw.container.stop(timeout=30))
+    stopper.start()
+
+    def not_ready() -> bool:
+        return httpx.get(f"{gw.status}/status/ready", timeout=2).status_code == 503
+
+    wait_until(
+        not_ready, timeout=10, what="/status/ready turning 503 during the drain", interval=0.05
+    )
+    worker.join(60)
+    stopper.join(60)
+    assert reply_text(result["resp"]).endswith("i-1234567890abcdef0")
+    gw.container.reload()
+    assert gw.container.attrs["State"]["ExitCode"] == 0

@@ -124,11 +124,11 @@ class Policy:
         >>> [Policy().backoff(n) for n in range(5)]
         [0.0, 5.0, 10.0, 20.0, 40.0]
         """
-        if recent_restarts <= 0:
+        if recent_restarts <= 0 or self.backoff_initial == 0:
             return 0.0
         exponent = recent_restarts - 1
         # Compare in log space so that a large exponent cannot overflow a float.
-        if self.backoff_factor > 1 and self.backoff_initial > 0:
+        if self.backoff_factor > 1:
             limit = math.log(self.backoff_max / self.backoff_initial, self.backoff_factor)
             if exponent >= limit:
                 return self.backoff_max

@@ -103,14 +103,22 @@ _REGION = r"[a-z]{2}(?:-gov)?-[a-z]+-\d"
 
 
 def _ci(pattern: str) -> str:
-    """A case-insensitive context phrase (the identifier after it keeps its own case rules)."""
-    return f"(?i:{pattern})"
+    """A case-insensitive context phrase (the identifier after it keeps its own case rules),
+    ending at a word end so that `DBInstanceId` cannot stop short of `DBInstanceIdentifier`."""
+    return f"(?i:{pattern})(?![A-Za-z0-9])"
 
 
 def _looks_like_name(value: str) -> bool:
     """A prose name after a context word counts only if it cannot be an ordinary word: it has a
     hyphen, digit, dot or underscore ("the rds instance is down" masks nothing)."""
     return any(c in value for c in "-._") or any(c.isdigit() for c in value)
+
+
+def _bucket_name_check(group: str) -> Check:
+    """S3 forbids bucket names formatted as IP addresses; prose needs `_looks_like_name`."""
+    return lambda _text, m: (
+        _looks_like_name(m.group(group)) and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", m.group(group))
+    )
 
 
 def _name_check(group: int | str) -> Check:
@@ -338,7 +346,7 @@ def _build_rules() -> list[_Rule]:
             "S3_BUCKET",
             _r(_ci(r"\b(?:s3[ _-]?)?bucket(?:[ _-]?name)?") + _SEP + "(?P<id>" + _BUCKET + ")"),
             group="id",
-            check=_name_check("id"),
+            check=_bucket_name_check("id"),
             classify=_bucket_classify("id"),
             priority=40,
         ),
@@ -347,7 +355,7 @@ def _build_rules() -> list[_Rule]:
             _r(
                 _ci(
                     r"\b(?:rds|db)[ _-]?(?:instance|cluster|database)"
-                    r"(?:[ _-]?(?:id|identifier|name))?"
+                    r"(?:[ _-]?(?:identifier|id|name))?"
                     r"|\bDB(?:Instance|Cluster)Identifier"
                 )
                 + _SEP
@@ -362,7 +370,7 @@ def _build_rules() -> list[_Rule]:
         _Rule(
             "REDSHIFT",
             _r(
-                _ci(r"\bredshift[ _-]?cluster(?:[ _-]?(?:id|identifier|name))?|\bClusterIdentifier")
+                _ci(r"\bredshift[ _-]?cluster(?:[ _-]?(?:identifier|id|name))?|\bClusterIdentifier")
                 + _SEP
                 + "(?P<id>"
                 + _NAME

@@ -20,6 +20,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .metrics import CONTENT_TYPE_LATEST, BackendMetrics, render
@@ -77,6 +79,7 @@ class Backend:
         self._redis = aioredis.Redis(
             host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
             password=settings.redis_password, socket_timeout=2, socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
         )  # fmt: skip
 
     def app(self) -> web.Application:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .masking import LocalAllocator
@@ -107,6 +109,9 @@ class RedisStore:
             socket_timeout=settings.timeout,
             socket_connect_timeout=settings.timeout,
             decode_responses=True,
+            # One quick retry: redis-py's default backoff would hold a request for seconds
+            # before fail-secure can answer 503.
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
         )
         self._script = self._redis.register_script(_ALLOCATE)
 

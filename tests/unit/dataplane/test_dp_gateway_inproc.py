@@ -1,0 +1,205 @@
+"""The gateway and backend in-process over real loopback HTTP, with no Redis behind them.
+
+Redis is deliberately pointed at a closed port: these tests cover what happens without a store
+(fail-secure refusal, the non-fail-secure in-memory fallback) and the proxy's HTTP behaviour.
+The Redis-backed behaviour is tested against the real images in tests/integration/dataplane.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.support import free_port
+
+from kongmasker_dataplane.backend import Backend, BackendSettings
+from kongmasker_dataplane.gateway import Gateway, GatewaySettings
+from kongmasker_dataplane.mockupstream import MockUpstream
+from kongmasker_dataplane.serving import Listener, Server
+
+pytestmark = pytest.mark.unit
+
+
+def config(upstream: str, **plugin: Any) -> dict[str, Any]:
+    conf = {"redis_port": free_port(), "redis_timeout": 0.5, **plugin}
+    return {
+        "_format_version": "3.0",
+        "services": [
+            {
+                "name": "ai",
+                "url": upstream,
+                "routes": [{"name": "ai", "paths": ["/v1"], "strip_path": False}],
+                "plugins": [{"name": "aws-masker", "config": conf}],
+            }
+        ],
+    }
+
+
+class Stack:
+    """A mock upstream and a gateway on free loopback ports."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.mock = MockUpstream()
+        self.mock_url = f"http://127.0.0.1:{free_port()}"
+        ports = {"proxy": free_port(), "admin": free_port(), "status": free_port()}
+        self.gw = Gateway(
+            GatewaySettings(
+                proxy=("127.0.0.1", ports["proxy"]),
+                admin=("127.0.0.1", ports["admin"]),
+                status=("127.0.0.1", ports["status"]),
+                grace=1,
+                **({"plugins": ()} if env and env.get("NO_PLUGIN") else {}),
+            ),
+            environ={},
+        )
+        self.proxy = f"http://127.0.0.1:{ports['proxy']}"
+        self.admin = f"http://127.0.0.1:{ports['admin']}"
+        mock_port = int(self.mock_url.rsplit(":", 1)[1])
+        self.server = Server(
+            [
+                Listener(self.mock.app(), "127.0.0.1", mock_port),
+                Listener(self.gw.proxy_app(), "127.0.0.1", ports["proxy"], drain_first=True),
+                Listener(self.gw.admin_app(), "127.0.0.1", ports["admin"]),
+            ],
+            grace=1,
+            on_drain=self.gw.start_drain,
+            on_stopped=self.gw.close,
+        )
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    s = Stack()
+    await s.server.start()
+    yield s
+    await s.server.drain()
+
+
+async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url, data=json.dumps(body) if not isinstance(body, bytes) else body, headers=headers
+        ) as resp,
+    ):
+        text = await resp.text()
+        try:
+            return resp.status, json.loads(text)
+        except ValueError:
+            return resp.status, text
+
+
+MESSAGE = {"messages": [{"role": "user", "content": "restart i-1234567890abcdef0 now"}]}
+
+
+async def test_fail_secure_refuses_without_store_and_forwards_nothing(stack: Stack) -> None:
+    stack.gw.apply(config(stack.mock_url))
+    status, body = await post(f"{stack.proxy}/v1/messages", MESSAGE)
+    assert status == 503
+    assert "fail-secure" in body["message"]
+    assert list(stack.mock.history) == []
+    # No identifiers: nothing to store, so it is forwarded.
+    status, _ = await post(f"{stack.proxy}/v1/messages", {"messages": [{"content": "hello"}]})
+    assert status == 200 and len(stack.mock.history) == 1
+
+
+async def test_without_fail_secure_masks_with_process_memory(stack: Stack) -> None:
+    stack.gw.apply(config(stack.mock_url, fail_secure=False))
+    status, body = await post(f"{stack.proxy}/v1/messages", MESSAGE)
+    assert status == 200
+    assert stack.mock.history[-1]["body"]["messages"][0]["content"] == "restart AWS_EC2_001 now"
+    assert body["content"][0]["text"].endswith("restart i-1234567890abcdef0 now")
+
+
+async def test_headers_forwarded_hop_by_hop_dropped(stack: Stack) -> None:
+    stack.gw.apply(config(stack.mock_url))
+    headers = {
+        "x-api-key": "sk-abc",
+        "anthropic-version": "2023-06-01",
+        "Proxy-Authorization": "Basic eA==",
+        "Content-Type": "application/json",
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{stack.proxy}/v1/messages", json={"messages": []}, headers=headers) as resp,
+    ):
+        assert resp.status == 200
+        assert resp.headers["Via"].startswith("kong/")
+        assert "X-Kong-Upstream-Latency" in resp.headers
+    seen = stack.mock.history[-1]["headers"]
+    assert seen["anthropic-version"] == "2023-06-01"
+    assert seen["x-api-key"].startswith("sha256:")  # forwarded (the mock stores a fingerprint)
+    assert "proxy-authorization" not in seen
+    assert seen["host"] == stack.mock_url.removeprefix("http://")
+
+
+async def test_no_route_upstream_down_and_too_large(stack: Stack) -> None:
+    status, body = await post(f"{stack.proxy}/v1/messages", MESSAGE)
+    assert status == 404 and body["message"] == "no Route matched with those values"
+    stack.gw.apply(config(f"http://127.0.0.1:{free_port()}"))
+    status, _ = await post(f"{stack.proxy}/v1/messages", {"messages": []})
+    assert status == 502
+    stack.gw.apply(config(stack.mock_url, max_body_bytes=10))
+    status, _ = await post(f"{stack.proxy}/v1/messages", {"messages": ["x" * 20]})
+    assert status == 413
+
+
+async def test_admin_ready_and_drain(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{stack.admin}/status/ready") as resp:
+            assert resp.status == 503
+        async with session.post(f"{stack.admin}/config", json=config(stack.mock_url)) as resp:
+            assert resp.status == 201
+        async with session.get(f"{stack.admin}/status/ready") as resp:
+            assert resp.status == 200
+        stack.gw.start_drain()
+        async with session.get(f"{stack.admin}/status/ready") as resp:
+            assert resp.status == 503
+            assert "draining" in (await resp.json())["message"]
+
+
+async def test_plugin_not_loaded_is_reported_and_rejected() -> None:
+    s = Stack({"NO_PLUGIN": "1"})
+    await s.server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{s.admin}/plugins/enabled") as resp:
+                assert "aws-masker" not in (await resp.json())["enabled_plugins"]
+            async with session.post(f"{s.admin}/config", json=config(s.mock_url)) as resp:
+                assert resp.status == 400
+    finally:
+        await s.server.drain()
+
+
+async def test_backend_auth_failures_are_counted_and_readiness_explains() -> None:
+    port = free_port()
+    backend = Backend(
+        BackendSettings(
+            listen=("127.0.0.1", port),
+            admin_url=f"http://127.0.0.1:{free_port()}",
+            redis_port=free_port(),
+            api_key="right-key",
+        )
+    )
+    server = Server([Listener(backend.app(), "127.0.0.1", port)], on_stopped=backend.close)
+    await server.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for key in ("wrong", None):
+            headers = {"X-API-Key": key} if key else {}
+            status, _ = await post(f"{base}/analyze", {"text": "x"}, headers)
+            assert status == 401
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/metrics") as resp:
+                assert "kongmasker_backend_auth_failures_total 2.0" in await resp.text()
+            async with session.get(f"{base}/health/ready") as resp:
+                assert resp.status == 503
+                reasons = (await resp.json())["reasons"]
+                assert any("kong" in r for r in reasons) and any("redis" in r for r in reasons)
+            async with session.get(f"{base}/health") as resp:
+                assert resp.status == 200
+    finally:
+        await server.drain()

@@ -126,13 +126,15 @@ class Policy:
         """
         if recent_restarts <= 0 or self.backoff_initial == 0:
             return 0.0
-        exponent = recent_restarts - 1
-        # Compare in log space so that a large exponent cannot overflow a float.
-        if self.backoff_factor > 1:
-            limit = math.log(self.backoff_max / self.backoff_initial, self.backoff_factor)
-            if exponent >= limit:
-                return self.backoff_max
-        return min(self.backoff_max, self.backoff_initial * self.backoff_factor**exponent)
+        # In log space, so that a long history cannot overflow a float.
+        n = recent_restarts
+        log_delay = math.log(self.backoff_initial) + (n - 1) * math.log(self.backoff_factor)
+        if log_delay >= math.log(self.backoff_max):
+            return self.backoff_max
+        try:  # exact for the usual small histories (5.0, not 4.999...)
+            return min(self.backoff_max, self.backoff_initial * self.backoff_factor ** (n - 1))
+        except OverflowError:  # a tiny initial delay with a huge power
+            return min(self.backoff_max, math.exp(log_delay))
 
 
 @dataclass(frozen=True)

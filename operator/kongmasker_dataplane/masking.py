@@ -566,8 +566,10 @@ EXAMPLES: dict[str, str] = {
 }  # fmt: skip
 
 _TYPE_ALT = "|".join(sorted(TYPES, key=len, reverse=True))
-#: A masked id as the engine writes it (`AWS_EC2_001`; more digits after 999).
-MASKED_ID_RE = re.compile(rf"(?<![A-Za-z0-9])AWS_(?:{_TYPE_ALT})_\d{{3,}}(?![A-Za-z0-9])")
+#: A masked id as the engine writes it (`AWS_EC2_001`; more digits after 999). No boundary is
+#: required before it: in a JSON response it often follows an escape (`\nAWS_EC2_001`), and a
+#: model may glue it to a word. After it only a digit is excluded (that is a longer id).
+MASKED_ID_RE = re.compile(rf"AWS_(?:{_TYPE_ALT})_\d{{3,}}(?!\d)")
 MASKED_ID_BYTES_RE = re.compile(MASKED_ID_RE.pattern.encode())
 
 

@@ -187,11 +187,16 @@ def test_same_original_same_masked_id_and_numbering_per_type() -> None:
 
 
 def test_masked_ids_are_recognised_and_unknown_ones_kept() -> None:
-    text = "AWS_EC2_001, AWS_S3_LOGS_BUCKET_1234 AWS_NOPE_001 xAWS_EC2_001"
-    assert masking.masked_ids_in(text) == {"AWS_EC2_001", "AWS_S3_LOGS_BUCKET_1234"}
+    text = "AWS_EC2_001, AWS_S3_LOGS_BUCKET_1234 AWS_NOPE_001 AWS_EC2_0011"
+    assert masking.masked_ids_in(text) == {"AWS_EC2_001", "AWS_S3_LOGS_BUCKET_1234", "AWS_EC2_0011"}
     assert unmask(text, {"AWS_EC2_001": "i-1"}) == (
-        "i-1, AWS_S3_LOGS_BUCKET_1234 AWS_NOPE_001 xAWS_EC2_001"
+        "i-1, AWS_S3_LOGS_BUCKET_1234 AWS_NOPE_001 AWS_EC2_0011"
     )
+
+
+def test_masked_ids_after_json_escapes_and_glued_to_words_are_unmasked() -> None:
+    raw = json.dumps({"text": "wrote:\nAWS_EC2_001\tAWS_EC2_001's (AWS_EC2_001)s"})
+    assert json.loads(unmask(raw, {"AWS_EC2_001": "i-1"}))["text"] == ("wrote:\ni-1\ti-1's (i-1)s")
 
 
 def test_masking_json_text_keeps_it_valid_json() -> None:

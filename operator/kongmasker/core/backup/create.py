@@ -105,7 +105,7 @@ def take_snapshot(
     redis = ContainerRedis(runtime, container)
     config = _config_paths(redis)
     for attempt in range(1, attempts + 1):
-        issued = _bgsave(redis, timeout, sleep)
+        issued = bgsave(redis, timeout, sleep)
         data = runtime.read_file(container, config)
         if data is None:
             raise BackupFailed(f"{config} not found in {container} after BGSAVE")
@@ -127,7 +127,9 @@ def _config_paths(redis: ContainerRedis) -> str:
     return f"{directory.rstrip('/')}/{filename}"
 
 
-def _bgsave(redis: ContainerRedis, timeout: float, sleep: Callable[[float], None]) -> float:
+def bgsave(
+    redis: ContainerRedis, timeout: float, sleep: Callable[[float], None] = time.sleep
+) -> float:
     """Issue BGSAVE once LASTSAVE is in the past; wait for it; return the issue time."""
     deadline = time.monotonic() + timeout
     before = int(redis.call("LASTSAVE"))

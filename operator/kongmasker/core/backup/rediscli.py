@@ -176,6 +176,10 @@ class ScratchRedis:
             self._own_volume = self.volume = f"km-scratch-{suffix}"
 
     @property
+    def container_id(self) -> str:
+        return self._id
+
+    @property
     def redis(self) -> ContainerRedis:
         return ContainerRedis(self.runtime, self._id, socket=SCRATCH_SOCKET)
 

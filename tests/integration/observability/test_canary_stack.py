@@ -1,0 +1,206 @@
+"""The masking canary on real containers: Redis, the gateway, Nginx and the mock upstream
+images on the real dockerd, wired by hand in the test from the operator's own renderers
+(no reconcile loop), on free 127.0.0.1 ports. Nothing is mocked; the mock upstream image is
+the operator-controlled stand-in for the AI API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+from tests.support import free_port, wait_until
+
+from kongmasker import metrics
+from kongmasker.adapters.docker import DockerRuntime
+from kongmasker.adapters.probes import NetProbes
+from kongmasker.adapters.runtime import ContainerSpec
+from kongmasker.api.spec import StackSpec
+from kongmasker.api.vocabulary import LABEL_PART_OF, PART_OF, Component, Reason
+from kongmasker.core import canary, health
+from kongmasker.core.render import Desired, StackRef, render_stack
+from kongmasker_dataplane import masking
+
+pytestmark = pytest.mark.integration
+
+NS = "obs-it"
+LABELS = {LABEL_PART_OF: PART_OF, "kongmasker.io/test": "observability"}
+
+
+@dataclass
+class Stack:
+    runtime: DockerRuntime
+    spec: StackSpec
+    ref: StackRef
+    desired: dict[Component, Desired]
+    ids: dict[str, str]
+    secrets: dict[str, str]
+    mock_url: str
+
+    @property
+    def target(self) -> canary.CanaryTarget:
+        return canary.CanaryTarget.from_spec(self.spec)
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.spec.kong.admin_port}"
+
+    def history(self) -> list[object]:
+        return list(httpx.get(f"{self.mock_url}/__requests", timeout=5).json())
+
+    def wait_healthy(self, comp: Component) -> None:
+        answer = health.wait_healthy(
+            comp, self.spec, NetProbes(), self.secrets, timeout=60, interval=0.3
+        )
+        assert answer.ok, f"{comp}: {answer.message}"
+
+
+@pytest.fixture(scope="module")
+def stack(docker_host: str, images: dict[str, str]) -> Iterator[Stack]:
+    runtime = DockerRuntime.connect(docker_host)
+    uid = uuid.uuid4().hex[:8]
+    ids: dict[str, str] = {}
+    mock_port = free_port()
+    mock = runtime.create_container(
+        ContainerSpec(
+            name=f"km-obs-mock-{uid}",
+            image=images["mockupstream"],
+            env={"MOCK_LISTEN": f"127.0.0.1:{mock_port}", "MOCK_HISTORY": "200"},
+            labels=LABELS,
+        )
+    )
+    ids["mock"] = mock.id
+    runtime.start_container(mock.id)
+    mock_url = f"http://127.0.0.1:{mock_port}"
+    spec = StackSpec.from_dict(
+        {
+            "upstream": {"url": mock_url},
+            "redis": {
+                "image": images["redis"],
+                "port": free_port(),
+                "passwordSecretRef": {"name": "redis"},
+            },
+            "kong": {
+                "image": images["gateway"],
+                "proxyPort": free_port(),
+                "adminPort": free_port(),
+                "statusPort": free_port(),
+            },
+            "nginx": {"image": images["nginx"], "port": free_port()},
+            "backend": {"port": free_port()},
+        }
+    )
+    ref = StackRef(NS, f"canary-{uid}", uid)
+    secrets = {"REDIS_PASSWORD": "obs-" + uuid.uuid4().hex}
+    desired = render_stack(ref, spec, secrets, grace_seconds=5)
+    box = Stack(runtime, spec, ref, desired, ids, secrets, mock_url)
+    try:
+        wait_until(
+            lambda: httpx.get(f"{mock_url}/health", timeout=2).status_code == 200,
+            timeout=30,
+            what="mock upstream",
+        )
+        runtime.ensure_volume(ref.redis_volume(spec), LABELS)
+        for comp in (Component.REDIS, Component.KONG, Component.NGINX):
+            info = runtime.create_container(desired[comp].container)
+            ids[str(comp)] = info.id
+            runtime.start_container(info.id)
+            box.wait_healthy(comp)
+        yield box
+    finally:
+        for cid in ids.values():
+            runtime.remove_container(cid, force=True)
+        runtime.remove_volume(ref.redis_volume(spec))
+        runtime.close()
+        metrics.forget_observability(NS, ref.name)
+
+
+def _sample(name: str, stack: Stack, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"namespace": NS, "name": stack.ref.name, **labels})
+
+
+def test_canary_passes_through_the_real_stack(stack: Stack) -> None:
+    probe = canary.build_probe()
+    result = canary.run(stack.target, probe=probe)
+    assert result.ok is True, result.message
+    assert result.reason is Reason.CANARY_PASSED
+    assert result.accuracy == 1.0
+    assert set(result.types) == set(masking.TYPES)
+    assert result.latency_seconds is not None and result.latency_seconds > 0
+    # Masking time per type from the gateway's own histogram (no other traffic here).
+    timed = {t for t, r in result.types.items() if r.masking_seconds is not None}
+    assert timed == set(masking.TYPES)
+    assert all(r.masking_seconds >= 0 for r in result.types.values())  # type: ignore[operator]
+
+    # What the upstream received: the canary's body, with not one raw identifier in it.
+    bodies = [b for b in stack.history() if probe.nonce in str(b)]
+    full = next(b for b in bodies if all(k in str(b) for k in ("AWS_EC2_", "AWS_IAM_ROLE_")))
+    for values in probe.raw.values():
+        assert not any(v in str(full) for v in values)
+
+    canary.record(result, NS, stack.ref.name)
+    assert _sample("kongmasker_masking_verified", stack) == 1
+    assert _sample("kongmasker_masking_success_ratio", stack) == 1.0
+    assert _sample("kongmasker_masking_accuracy_ratio", stack, type="S3_BUCKET") == 1
+    assert _sample("kongmasker_canary_request_duration_seconds_count", stack) == 1
+    assert _sample("kongmasker_masking_processing_seconds", stack, type="EC2") is not None
+
+
+def test_canary_catches_a_gateway_that_stopped_masking(stack: Stack) -> None:
+    desired_config = yaml.safe_load(stack.desired[Component.KONG].config or b"")
+    bare = {k: v for k, v in desired_config.items()}
+    bare["services"] = [
+        {k: v for k, v in svc.items() if k != "plugins"} for svc in desired_config["services"]
+    ]
+    assert httpx.post(f"{stack.admin}/config", json=bare, timeout=10).status_code == 201
+    try:
+        result = canary.run(stack.target, per_type_timing=False)
+        assert result.ok is False
+        assert result.reason is Reason.IDENTIFIER_LEAKED
+        assert set(result.failed_types(Reason.IDENTIFIER_LEAKED)) == set(masking.TYPES)
+        canary.record(result, NS, stack.ref.name)
+        incidents = _sample(
+            "kongmasker_security_incidents_total", stack, reason="UnmaskedIdentifierSeen"
+        )
+        assert incidents == 1
+    finally:
+        resp = httpx.post(f"{stack.admin}/config", json=desired_config, timeout=10)
+        assert resp.status_code == 201
+    assert canary.run(stack.target, per_type_timing=False).ok is True
+
+
+def test_canary_reports_fail_secure_when_redis_stops(stack: Stack) -> None:
+    stack.runtime.stop_container(stack.ids["redis"], timeout=10)
+    try:
+        probe = canary.build_probe()
+        result = canary.run(stack.target, probe=probe, per_type_timing=False)
+        assert result.ok is False
+        assert result.reason is Reason.FAIL_SECURE_REFUSAL, result.message
+        assert result.status_code == 503
+        # Refused, not passed through: the upstream never saw this run's request.
+        assert not [b for b in stack.history() if probe.nonce in str(b)]
+    finally:
+        stack.runtime.start_container(stack.ids["redis"])
+        stack.wait_healthy(Component.REDIS)
+    wait_until(
+        lambda: canary.run(stack.target, per_type_timing=False).ok,
+        timeout=60,
+        what="the canary passing again after Redis came back",
+    )
+
+
+def test_canary_sends_nothing_to_an_upstream_that_is_not_the_mock(stack: Stack) -> None:
+    before = len(stack.history())
+    # The gateway's admin API stands in for a real AI API: it has no GET /__requests.
+    target = canary.CanaryTarget(
+        stack.target.proxy_url, "/v1", stack.admin, stack.target.gateway_metrics_url
+    )
+    result = canary.run(target)
+    assert result.ok is None and result.reason is Reason.UPSTREAM_NOT_VERIFIABLE
+    assert not result.sent
+    assert len(stack.history()) == before

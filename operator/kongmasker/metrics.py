@@ -266,3 +266,39 @@ def forget_observability(namespace: str, name: str) -> None:
             if values[:2] == (namespace, name):
                 with contextlib.suppress(KeyError):
                     family.remove(*values)
+
+
+# -- StackBackup (issue 6): kongmasker_backup_*, by namespace, stack and operation
+# (backup, validate, restore). Appended by the backup work; one prefix of its own, as asked.
+BACKUP_PREFIX = "kongmasker_backup_"
+_BACKUP_LABELS = ["namespace", "stack", "operation"]
+
+BACKUP_ATTEMPTS = Counter(
+    f"{BACKUP_PREFIX}attempts_total", "Backups, validations and restores started.", _BACKUP_LABELS
+)
+BACKUP_SUCCESSES = Counter(
+    f"{BACKUP_PREFIX}successes_total",
+    "Backups completed, validations passed, restores done.",
+    _BACKUP_LABELS,
+)
+BACKUP_FAILURES = Counter(
+    f"{BACKUP_PREFIX}failures_total",
+    "Backups failed, validations that found a backup invalid, restores failed or refused.",
+    [*_BACKUP_LABELS, "reason"],
+)
+BACKUP_DURATION = Histogram(
+    f"{BACKUP_PREFIX}duration_seconds",
+    "Duration of one backup, validation or restore.",
+    _BACKUP_LABELS,
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+BACKUP_SIZE = Gauge(
+    f"{BACKUP_PREFIX}size_bytes",
+    "Size of the stack's latest completed backup.",
+    ["namespace", "stack"],
+)
+BACKUP_LAST_SUCCESS = Gauge(
+    f"{BACKUP_PREFIX}last_success_timestamp_seconds",
+    "Unix time of the last successful operation.",
+    _BACKUP_LABELS,
+)

@@ -5,6 +5,6 @@ daemons and change handlers of one object may otherwise overlap), delegates to
 kongmasker.core, posts the Events core returns, and turns errors into kopf retries.
 """
 
-from kongmasker.handlers import lifecycle, stack
+from kongmasker.handlers import backup, lifecycle, stack
 
-__all__ = ["lifecycle", "stack"]
+__all__ = ["backup", "lifecycle", "stack"]

@@ -47,9 +47,14 @@ DATA_FILES = ("appendonlydir", "dump.rdb", "appendonly.aof")
 
 
 class RestoreRefused(PermanentError):
-    """The backup did not validate (or the stack cannot be restored into); nothing changed."""
+    """The backup did not validate (`verdict` says why) or the stack cannot be restored
+    into; nothing changed."""
 
     reason = BackupReason.RESTORE_REFUSED
+
+    def __init__(self, message: str, verdict: Verdict | None = None) -> None:
+        super().__init__(message)
+        self.verdict = verdict
 
 
 class RestoreFailed(TransientError):
@@ -99,7 +104,9 @@ class RestoreJob:
             self.runtime, self.store, self.location, image=self.target.spec.redis.image
         )
         if not verdict.valid:
-            raise RestoreRefused(f"backup is invalid ({verdict.reason}): {verdict.message}")
+            raise RestoreRefused(
+                f"backup is invalid ({verdict.reason}): {verdict.message}", verdict
+            )
         containers = {
             c: self.runtime.get_container(self.target.ref.container_name(c)) for c in START_ORDER
         }

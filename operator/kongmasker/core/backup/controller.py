@@ -1,0 +1,548 @@
+"""The StackBackup controller: one straight sequence of steps per request type.
+
+    Backup:   parse -> stack + Secrets + runtime -> snapshot/store (Completed)
+              -> validate (Validated | Invalid), or Failed with the reason
+    Restore:  parse -> source backup finished? (else retry later) -> stack -> under the
+              stack's lock: RestoreJob (Restored | Invalid: refused | Failed: rolled back)
+    Schedule: parse cron -> due? create the child Backup -> retention -> Scheduled
+
+Status is patched as each step finishes (a long backup shows InProgress, then Completed,
+then Validated); Events are returned for the handler to post. Handlers stay thin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kongmasker import metrics
+from kongmasker.adapters.backup_kube import BackupApi
+from kongmasker.adapters.kube import SecretReader
+from kongmasker.adapters.probes import Probes
+from kongmasker.adapters.runtime import Runtime
+from kongmasker.adapters.storage import BackupStore, DirectoryStore, S3Store
+from kongmasker.api.backup import (
+    BACKUP_KIND,
+    LABEL_BACKUP_STACK,
+    LABEL_SCHEDULE,
+    TERMINAL_PHASES,
+    BackupCondition,
+    BackupPhase,
+    BackupReason,
+    BackupSpec,
+    BackupType,
+    StorageSpec,
+    human_size,
+)
+from kongmasker.api.spec import StackSpec
+from kongmasker.api.vocabulary import GROUP, VERSION
+from kongmasker.config import Settings
+from kongmasker.core import preflight
+from kongmasker.core.backup.create import BackupJob, StackTarget
+from kongmasker.core.backup.manifest import Identity, total_keys
+from kongmasker.core.backup.restore import RestoreFailed, RestoreJob, RestoreRefused
+from kongmasker.core.backup.retention import BackupRecord, newest_validated, select_for_deletion
+from kongmasker.core.backup.schedule import child_name, decide
+from kongmasker.core.backup.validate import Verdict, validate_backup
+from kongmasker.core.render import StackRef
+from kongmasker.core.status import EventNote
+from kongmasker.errors import InvalidSpec, KongMaskerError, NotFound, TransientError
+
+log = logging.getLogger(__name__)
+
+
+class StackReader(Protocol):
+    def get_stack(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+
+class RuntimeFactory(Protocol):
+    def __call__(self, url: str, tls_files: Mapping[str, bytes] | None) -> Runtime: ...
+
+
+StoreFactory = Callable[[StorageSpec, str, SecretReader], BackupStore]
+
+
+def make_store(storage: StorageSpec, namespace: str, secrets: SecretReader) -> BackupStore:
+    """The store a spec names; S3 credentials come from a Secret of `namespace`."""
+    if storage.s3 is None:
+        return DirectoryStore(storage.directory)
+    s3 = storage.s3
+    try:
+        data = secrets.read_secret(namespace, s3.credentials_secret)
+    except NotFound as exc:
+        raise InvalidSpec(
+            f"S3 credentials Secret {namespace}/{s3.credentials_secret} missing"
+        ) from exc
+    try:
+        access, secret = data["AWS_ACCESS_KEY_ID"].decode(), data["AWS_SECRET_ACCESS_KEY"].decode()
+    except KeyError as exc:
+        raise InvalidSpec(
+            f"Secret {namespace}/{s3.credentials_secret} needs AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY"
+        ) from exc
+    return S3Store(
+        s3.bucket, access, secret, endpoint=s3.endpoint, region=s3.region, prefix=s3.prefix
+    )
+
+
+@dataclass
+class BackupDeps:
+    """What the controller needs, built once by the handlers from the operator's Deps."""
+
+    runtime_for: RuntimeFactory
+    secrets: SecretReader
+    stacks: StackReader
+    api: BackupApi
+    probes: Probes
+    settings: Settings
+    store_for: StoreFactory = make_store
+    stack_lock: Callable[[str], AbstractContextManager[Any]] = lambda uid: contextlib.nullcontext()
+    """The lock the stack's reconcile holds (by stack UID): a restore must not race it."""
+
+
+@dataclass(frozen=True)
+class BackupObject:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: dt.datetime
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> BackupObject:
+        meta = body["metadata"]
+        return cls(
+            namespace=str(meta["namespace"]),
+            name=str(meta["name"]),
+            uid=str(meta.get("uid", "")),
+            generation=int(meta.get("generation", 0) or 0),
+            created=parse_time(str(meta.get("creationTimestamp") or now_iso())),
+            spec=body.get("spec") or {},
+            status=body.get("status") or {},
+        )
+
+
+def now_iso(moment: dt.datetime | None = None) -> str:
+    return (moment or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def backup_location(namespace: str, stack: str, backup: str) -> str:
+    """Key prefix of one backup in its store."""
+    return f"{namespace}/{stack}/{backup}"
+
+
+@dataclass
+class StatusBook:
+    """The object's status as it evolves; every `set` is one immediate status patch."""
+
+    obj: BackupObject
+    api: BackupApi
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[EventNote] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = dict(self.obj.status)
+
+    def set(
+        self, conditions: Mapping[str, tuple[bool, str, str]] | None = None, **fields: Any
+    ) -> None:
+        """Merge `fields`; `conditions` maps type -> (ok, reason, message)."""
+        self.status.update({k: v for k, v in fields.items() if v is not None})
+        self.status["observedGeneration"] = self.obj.generation
+        for ctype, (ok, reason, message) in (conditions or {}).items():
+            self._condition(ctype, ok, reason, message)
+        self.api.patch_backup_status(self.obj.namespace, self.obj.name, self.status)
+
+    def _condition(self, ctype: str, ok: bool, reason: str, message: str) -> None:
+        existing = [dict(c) for c in self.status.get("conditions") or []]
+        status = "True" if ok else "False"
+        old = next((c for c in existing if c.get("type") == ctype), None)
+        since = old["lastTransitionTime"] if old and old.get("status") == status else now_iso()
+        new = {
+            "type": ctype,
+            "status": status,
+            "reason": reason,
+            "message": message[:1000],
+            "lastTransitionTime": since,
+            "observedGeneration": self.obj.generation,
+        }
+        self.status["conditions"] = [c for c in existing if c.get("type") != ctype] + [new]
+
+    def note(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(EventNote(reason, message, warning))
+
+    def fail(self, operation: str, stack: str, exc: KongMaskerError, phase: BackupPhase) -> None:
+        reason = str(exc.reason)
+        ctype = {
+            "backup": BackupCondition.COMPLETED,
+            "validate": BackupCondition.VALIDATED,
+            "restore": BackupCondition.RESTORED,
+        }[operation]
+        self.set(
+            phase=phase,
+            failureReason=exc.message,
+            completionTime=now_iso(),
+            conditions={
+                ctype: (False, reason, exc.message),
+                BackupCondition.DEGRADED: (True, reason, exc.message),
+            },
+        )
+        self.note(reason, exc.message, warning=True)
+        metrics.BACKUP_FAILURES.labels(self.obj.namespace, stack, operation, reason).inc()
+
+
+@dataclass(frozen=True)
+class StackContext:
+    target: StackTarget
+    runtime: Runtime
+    secrets: dict[str, str]
+    spec_doc: Mapping[str, Any]
+
+
+def stack_context(namespace: str, name: str, deps: BackupDeps) -> StackContext:
+    """The stack object, its runtime and resolved Secrets; raises a KongMaskerError."""
+    body = deps.stacks.get_stack(namespace, name)
+    if body is None:
+        raise InvalidSpec(
+            f"KongMaskerStack {namespace}/{name} not found", reason=BackupReason.STACK_NOT_FOUND
+        )
+    meta = body["metadata"]
+    spec = StackSpec.from_dict(body.get("spec") or {})
+    ref = StackRef(namespace, name, str(meta["uid"]))
+    tls = None
+    if spec.docker_host.tls is not None:
+        tls = deps.secrets.read_secret(namespace, spec.docker_host.tls.name)
+    runtime = deps.runtime_for(spec.docker_host.url or deps.settings.docker.default_url, tls)
+    secrets = preflight.resolve_secrets(spec, namespace, deps.secrets)
+    target = StackTarget(ref, spec, int(meta.get("generation", 0) or 0))
+    return StackContext(target, runtime, secrets, body.get("spec") or {})
+
+
+# -- Backup ----------------------------------------------------------------------------------
+
+
+def run_backup(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
+    """Take (and validate) one backup; returns the Events to post."""
+    book = StatusBook(obj, deps.api)
+    if obj.status.get("phase") in TERMINAL_PHASES:
+        return []
+    spec = BackupSpec.from_dict(obj.spec)
+    stack = spec.stack_name
+    book.set(phase=BackupPhase.IN_PROGRESS, startTime=now_iso(), failureReason="")
+    book.note(BackupReason.STARTED, f"backing up stack {stack}")
+    metrics.BACKUP_ATTEMPTS.labels(obj.namespace, stack, "backup").inc()
+    started = time.monotonic()
+    try:
+        ctx = stack_context(obj.namespace, stack, deps)
+        store = deps.store_for(spec.storage, obj.namespace, deps.secrets)
+        where = backup_location(obj.namespace, stack, obj.name)
+        manifest = BackupJob(
+            ctx.runtime,
+            store,
+            ctx.target,
+            Identity(obj.namespace, obj.name, obj.uid),
+            where,
+            ctx.spec_doc,
+            list(ctx.secrets.values()),
+        ).run()
+    except KongMaskerError as exc:
+        book.fail("backup", stack, exc, BackupPhase.FAILED)
+        return book.events
+    seconds = time.monotonic() - started
+    _observe_success(obj.namespace, stack, "backup", seconds)
+    metrics.BACKUP_SIZE.labels(obj.namespace, stack).set(manifest.size)
+    summary = f"{manifest.redis.keys} keys, {human_size(manifest.size)} in {seconds:.1f}s"
+    book.set(
+        phase=BackupPhase.COMPLETED,
+        location=store.url(where),
+        completionTime=now_iso(),
+        durationSeconds=round(seconds, 3),
+        sizeBytes=manifest.size,
+        size=human_size(manifest.size),
+        keys=manifest.redis.keys,
+        keysByPrefix={p: s.keys for p, s in manifest.redis.prefixes.items()},
+        redisVersion=manifest.redis.version,
+        conditions={BackupCondition.COMPLETED: (True, BackupReason.SNAPSHOT_TAKEN, summary)},
+    )
+    book.note(BackupReason.SNAPSHOT_TAKEN, summary)
+    if spec.validate:
+        validate_into(book, ctx.runtime, store, where, stack, ctx.target.spec.redis.image)
+    return book.events
+
+
+def validate_into(
+    book: StatusBook, runtime: Runtime, store: BackupStore, where: str, stack: str, image: str
+) -> bool:
+    """Validate and record the verdict (phase Validated or Invalid, condition, metrics)."""
+    ns = book.obj.namespace
+    book.set(phase=BackupPhase.VALIDATING)
+    metrics.BACKUP_ATTEMPTS.labels(ns, stack, "validate").inc()
+    verdict = validate_backup(runtime, store, where, image=image)
+    record = {
+        "time": now_iso(),
+        "valid": verdict.valid,
+        "reason": str(verdict.reason),
+        "message": verdict.message,
+        "durationSeconds": round(verdict.seconds, 3),
+    }
+    ok = (verdict.valid, str(verdict.reason), verdict.message)
+    if verdict.valid:
+        _observe_success(ns, stack, "validate", verdict.seconds)
+        book.set(
+            phase=BackupPhase.VALIDATED,
+            validation=record,
+            conditions={
+                BackupCondition.VALIDATED: ok,
+                BackupCondition.DEGRADED: (False, BackupReason.AS_EXPECTED, "valid"),
+            },
+        )
+        book.note(BackupReason.VALIDATION_PASSED, verdict.message)
+        return True
+    metrics.BACKUP_FAILURES.labels(ns, stack, "validate", str(verdict.reason)).inc()
+    book.set(
+        phase=BackupPhase.INVALID,
+        validation=record,
+        failureReason=verdict.message,
+        conditions={
+            BackupCondition.VALIDATED: ok,
+            BackupCondition.DEGRADED: (True, str(verdict.reason), verdict.message),
+        },
+    )
+    book.note(str(verdict.reason), verdict.message, warning=True)
+    return False
+
+
+def _observe_success(namespace: str, stack: str, operation: str, seconds: float) -> None:
+    metrics.BACKUP_SUCCESSES.labels(namespace, stack, operation).inc()
+    metrics.BACKUP_DURATION.labels(namespace, stack, operation).observe(seconds)
+    metrics.BACKUP_LAST_SUCCESS.labels(namespace, stack, operation).set(time.time())
+
+
+# -- Restore ---------------------------------------------------------------------------------
+
+
+class SourceNotReady(TransientError):
+    """The backup to restore from is still being taken or validated."""
+
+    reason = "WaitingForBackup"
+    delay = 5.0
+
+
+def run_restore(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
+    """Restore the named backup into the stack; raises SourceNotReady to be retried."""
+    book = StatusBook(obj, deps.api)
+    if obj.status.get("phase") in TERMINAL_PHASES:
+        return []
+    spec = BackupSpec.from_dict(obj.spec)
+    assert spec.restore is not None
+    stack, source_name = spec.stack_name, spec.restore.backup_name
+    source = deps.api.get_backup(obj.namespace, source_name)
+    refused = _source_problem(source, source_name)
+    if refused is not None:
+        book.fail("restore", stack, RestoreRefused(refused), BackupPhase.FAILED)
+        return book.events
+    assert source is not None
+    phase = (source.get("status") or {}).get("phase")
+    if phase == BackupPhase.INVALID:
+        message = f"backup {source_name} is Invalid: {source['status'].get('failureReason', '')}"
+        book.fail("restore", stack, RestoreRefused(message), BackupPhase.INVALID)
+        return book.events
+    if phase not in (BackupPhase.COMPLETED, BackupPhase.VALIDATED):
+        book.set(phase=BackupPhase.NEW, failureReason=f"waiting for backup {source_name} ({phase})")
+        raise SourceNotReady(f"backup {source_name} is {phase or 'not started'}")
+    source_spec = BackupSpec.from_dict(source.get("spec") or {})
+    book.set(phase=BackupPhase.IN_PROGRESS, startTime=now_iso(), failureReason="")
+    book.note(BackupReason.RESTORE_STARTED, f"restoring backup {source_name} into stack {stack}")
+    metrics.BACKUP_ATTEMPTS.labels(obj.namespace, stack, "restore").inc()
+    try:
+        ctx = stack_context(obj.namespace, stack, deps)
+        store = deps.store_for(source_spec.storage, obj.namespace, deps.secrets)
+        where = backup_location(obj.namespace, source_spec.stack_name, source_name)
+        job = RestoreJob(
+            ctx.runtime, store, where, ctx.target, deps.probes, ctx.secrets, deps.settings
+        )
+        with deps.stack_lock(ctx.target.ref.uid):
+            result = job.run()
+    except RestoreRefused as exc:
+        if exc.verdict is not None:
+            mark_invalid(deps.api, obj.namespace, source_name, source, exc.verdict)
+        phase = BackupPhase.INVALID if exc.verdict is not None else BackupPhase.FAILED
+        book.fail("restore", stack, exc, phase)
+        return book.events
+    except RestoreFailed as exc:
+        book.status["restore"] = {"steps": job.steps[-20:]}
+        book.fail("restore", stack, exc, BackupPhase.FAILED)
+        return book.events
+    except KongMaskerError as exc:
+        book.fail("restore", stack, exc, BackupPhase.FAILED)
+        return book.events
+    _observe_success(obj.namespace, stack, "restore", result.seconds)
+    message = (
+        f"restored {result.keys} keys from {source_name} in {result.seconds:.1f}s "
+        f"(stack had {total_keys(result.previous)})"
+    )
+    book.set(
+        phase=BackupPhase.RESTORED,
+        location=store.url(where),
+        completionTime=now_iso(),
+        durationSeconds=round(result.seconds, 3),
+        keys=result.keys,
+        keysByPrefix={p: s.keys for p, s in result.restored.items()},
+        restore={
+            "previousKeys": total_keys(result.previous),
+            "restoredKeys": result.keys,
+            "steps": result.steps[-20:],
+        },
+        conditions={
+            BackupCondition.RESTORED: (True, BackupReason.RESTORED, message),
+            BackupCondition.DEGRADED: (False, BackupReason.AS_EXPECTED, "restored"),
+        },
+    )
+    book.note(BackupReason.RESTORED, message)
+    return book.events
+
+
+def mark_invalid(
+    api: BackupApi, namespace: str, name: str, body: Mapping[str, Any], verdict: Verdict
+) -> None:
+    """Record on a backup that a validation (here: a restore's) found it invalid."""
+    book = StatusBook(BackupObject.from_body(body), api)
+    record = {
+        "time": now_iso(),
+        "valid": False,
+        "reason": str(verdict.reason),
+        "message": verdict.message,
+        "durationSeconds": round(verdict.seconds, 3),
+    }
+    failed = (False, str(verdict.reason), verdict.message)
+    book.set(
+        phase=BackupPhase.INVALID,
+        validation=record,
+        failureReason=verdict.message,
+        conditions={
+            BackupCondition.VALIDATED: failed,
+            BackupCondition.DEGRADED: (True, str(verdict.reason), verdict.message),
+        },
+    )
+
+
+def _source_problem(source: Mapping[str, Any] | None, name: str) -> str | None:
+    if source is None:
+        return f"StackBackup {name} does not exist"
+    if (source.get("spec") or {}).get("type", BackupType.BACKUP) != BackupType.BACKUP:
+        return f"StackBackup {name} is not of type Backup"
+    return None
+
+
+# -- Schedule --------------------------------------------------------------------------------
+
+
+def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list[EventNote]:
+    """Create the backup that is due (if any), apply retention, report the schedule."""
+    book = StatusBook(obj, deps.api)
+    try:
+        spec = BackupSpec.from_dict(obj.spec)
+        assert spec.schedule is not None
+        last_raw = obj.status.get("lastScheduleTime")
+        decision = decide(
+            spec.schedule.cron, parse_time(last_raw) if last_raw else None, obj.created, now
+        )
+    except InvalidSpec as exc:
+        if obj.status.get("failureReason") != exc.message:
+            exc.reason = BackupReason.INVALID_SCHEDULE
+            stack = str((obj.spec.get("stackRef") or {}).get("name", ""))
+            book.fail("backup", stack, exc, BackupPhase.FAILED)
+        return book.events
+    stack = spec.stack_name
+    changes: dict[str, Any] = {}
+    if decision.due is not None and not spec.schedule.suspend:
+        child = child_body(obj, spec, decision.due)
+        if deps.api.create_backup(obj.namespace, child):
+            book.note(BackupReason.BACKUP_CREATED, f"created backup {child['metadata']['name']}")
+        changes["lastScheduleTime"] = now_iso(decision.due)
+    children = deps.api.list_backups(obj.namespace, f"{LABEL_SCHEDULE}={obj.name}")
+    records = [
+        BackupRecord(
+            str(c["metadata"]["name"]),
+            parse_time(str(c["metadata"].get("creationTimestamp") or now_iso(now))),
+            str((c.get("status") or {}).get("phase") or BackupPhase.NEW),
+        )
+        for c in children
+    ]
+    doomed = select_for_deletion(records, spec.schedule.retention, now)
+    by_name = {str(c["metadata"]["name"]): c for c in children}
+    for name in doomed:
+        # Each child's files are where that child put them (the schedule may have moved).
+        child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
+        store = deps.store_for(child_spec.storage, obj.namespace, deps.secrets)
+        delete_stored(store, backup_location(obj.namespace, child_spec.stack_name, name))
+        deps.api.delete_backup(obj.namespace, name)
+        book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
+    kept = [r for r in records if r.name not in doomed]
+    newest = newest_validated(kept)
+    message = f"next backup at {now_iso(decision.next)}"
+    if spec.schedule.suspend:
+        message = "suspended; " + message
+    changes.update(
+        phase=BackupPhase.SCHEDULED,
+        nextScheduleTime=now_iso(decision.next),
+        backups=[r.name for r in sorted(kept, key=lambda r: (r.created, r.name), reverse=True)],
+        lastSuccessfulBackup=newest.name if newest else "",
+        failureReason="",
+    )
+    unchanged = all(obj.status.get(k) == v for k, v in changes.items())
+    if not unchanged or not obj.status.get("conditions"):
+        book.set(
+            conditions={BackupCondition.DEGRADED: (False, BackupReason.SCHEDULED, message)},
+            **changes,
+        )
+    return book.events
+
+
+def child_body(obj: BackupObject, spec: BackupSpec, when: dt.datetime) -> dict[str, Any]:
+    """The Backup a schedule creates at `when`: same stack, storage and validation."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": BACKUP_KIND,
+        "metadata": {
+            "name": child_name(obj.name, when),
+            "namespace": obj.namespace,
+            "labels": {LABEL_SCHEDULE: obj.name, LABEL_BACKUP_STACK: spec.stack_name},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": BACKUP_KIND,
+                    "name": obj.name,
+                    "uid": obj.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "spec": {
+            "stackRef": {"name": spec.stack_name},
+            "type": str(BackupType.BACKUP),
+            "validate": spec.validate,
+            "storage": dict(obj.spec.get("storage") or {}),
+        },
+    }
+
+
+def delete_stored(store: BackupStore, where: str) -> None:
+    """Delete every file of one backup, the manifest first (it marks a backup complete)."""
+    keys = store.list(where)
+    manifest = [k for k in keys if k.endswith("/manifest.json")]
+    for key in manifest + [k for k in keys if k not in manifest]:
+        store.delete(key)

@@ -1,0 +1,100 @@
+"""StackBackup handlers: one per request type, each delegating to kongmasker.core.backup.
+
+* type Backup:   on create (and on resume, for one interrupted by an operator restart).
+* type Restore:  the same; it waits (kopf retry) while the source backup is still running,
+                 and holds the stack's reconcile lock while the stack's data is swapped.
+* type Schedule: a timer; each tick creates the due backup and applies retention.
+
+No finalizer: deleting a StackBackup keeps its files (retention deletes both).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import kopf
+
+from kongmasker.adapters.backup_kube import KubeBackupApi
+from kongmasker.api.backup import BACKUP_PLURAL, BackupType
+from kongmasker.api.vocabulary import GROUP, VERSION
+from kongmasker.core.backup import controller as core
+from kongmasker.core.status import EventNote
+from kongmasker.errors import NotFound, TransientError
+
+SCHEDULE_TICK_SECONDS = 5.0
+"""How often schedules are checked: the finest cron granularity honoured (seconds field)."""
+
+
+def _is(kind: BackupType) -> Any:
+    return lambda spec, **_: spec.get("type", BackupType.BACKUP) == kind
+
+
+def _stack_lock(memo: kopf.Memo, uid: str) -> threading.Lock:
+    # The same lock object the stack handlers take (memo["locks"], by stack UID).
+    with memo["locks_guard"]:
+        lock: threading.Lock = memo["locks"].setdefault(uid, threading.Lock())
+        return lock
+
+
+def _deps(memo: kopf.Memo) -> core.BackupDeps:
+    with memo["locks_guard"]:
+        if "backup_deps" not in memo:
+            deps = memo["deps"]
+            memo["backup_deps"] = core.BackupDeps(
+                runtime_for=deps.runtime_for,
+                secrets=deps.secrets,
+                stacks=deps.status,
+                api=KubeBackupApi(),
+                probes=deps.probes,
+                settings=deps.settings,
+                stack_lock=lambda uid: _stack_lock(memo, uid),
+            )
+        deps_: core.BackupDeps = memo["backup_deps"]
+        return deps_
+
+
+def _post(body: kopf.Body, events: list[EventNote]) -> None:
+    for e in events:
+        (kopf.warn if e.warning else kopf.info)(body, reason=e.reason, message=e.message)
+
+
+@kopf.on.resume(GROUP, VERSION, BACKUP_PLURAL, when=_is(BackupType.BACKUP))
+@kopf.on.create(GROUP, VERSION, BACKUP_PLURAL, when=_is(BackupType.BACKUP))
+def backup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Take and validate one backup."""
+    try:
+        _post(body, core.run_backup(core.BackupObject.from_body(body), _deps(memo)))
+    except NotFound:
+        return  # the object was deleted meanwhile
+
+
+@kopf.on.resume(GROUP, VERSION, BACKUP_PLURAL, when=_is(BackupType.RESTORE))
+@kopf.on.create(GROUP, VERSION, BACKUP_PLURAL, when=_is(BackupType.RESTORE))
+def restore(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Restore a backup into the stack (retried while the backup is not finished)."""
+    try:
+        _post(body, core.run_restore(core.BackupObject.from_body(body), _deps(memo)))
+    except core.SourceNotReady as exc:
+        raise kopf.TemporaryError(exc.message, delay=exc.delay) from exc
+    except NotFound:
+        return
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    BACKUP_PLURAL,
+    interval=SCHEDULE_TICK_SECONDS,
+    when=_is(BackupType.SCHEDULE),
+)
+def schedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Create the backup that is due, then apply retention."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        _post(body, core.tick_schedule(core.BackupObject.from_body(body), _deps(memo), now))
+    except NotFound:
+        return
+    except TransientError as exc:
+        raise kopf.TemporaryError(exc.message, delay=exc.delay) from exc

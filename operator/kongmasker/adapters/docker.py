@@ -314,13 +314,35 @@ def _stats(raw: dict[str, Any]) -> ContainerStats:
     percent = (cpu_delta / sys_delta) * ncpu * 100.0 if sys_delta > 0 else 0.0
     mem = raw.get("memory_stats") or {}
     nets = (raw.get("networks") or {}).values()
+    mem_detail = mem.get("stats") or {}
+    # cgroup v1 names it total_inactive_file, v2 inactive_file.
+    cache = mem_detail.get("total_inactive_file", mem_detail.get("inactive_file", 0))
+    read, write = _block_io(raw.get("blkio_stats") or {})
     return ContainerStats(
         cpu_percent=percent,
         memory_bytes=int(mem.get("usage", 0)),
         memory_limit_bytes=int(mem.get("limit", 0)),
         network_rx_bytes=sum(int(n.get("rx_bytes", 0)) for n in nets),
         network_tx_bytes=sum(int(n.get("tx_bytes", 0)) for n in nets),
+        block_read_bytes=read,
+        block_write_bytes=write,
+        memory_cache_bytes=int(cache or 0),
+        online_cpus=int(ncpu),
+        network_reported=raw.get("networks") is not None,
     )
+
+
+def _block_io(blkio: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Bytes read and written over all devices; (None, None) if the engine lists none."""
+    entries = blkio.get("io_service_bytes_recursive") or []
+    if not entries:
+        return None, None
+    totals = {"read": 0, "write": 0}
+    for entry in entries:
+        op = str(entry.get("op", "")).lower()
+        if op in totals:
+            totals[op] += int(entry.get("value", 0))
+    return totals["read"], totals["write"]
 
 
 def _tls_config(files: Mapping[str, bytes]) -> docker.tls.TLSConfig:

@@ -80,6 +80,15 @@ class ContainerStats:
     memory_limit_bytes: int
     network_rx_bytes: int
     network_tx_bytes: int
+    # Added for issue 5 (core/resources.py); defaults keep older callers and fakes valid.
+    block_read_bytes: int | None = None
+    """Bytes read from block devices; None when the engine reports no block I/O."""
+    block_write_bytes: int | None = None
+    memory_cache_bytes: int = 0
+    """Inactive file cache inside memory_bytes (reclaimable; `docker stats` subtracts it)."""
+    online_cpus: int = 0
+    network_reported: bool = True
+    """False when the engine has no per-container network counters (host networking)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m kongmasker", description=__doc__.splitlines()[0])
     p.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    p.add_argument("--liveness-port", type=int, default=None, help="kopf /healthz on 127.0.0.1")
+    p.add_argument(
+        "--liveness", default=None, help="kopf liveness URL, e.g. http://127.0.0.1:18081/healthz"
+    )
     return p.parse_args(argv)
 
 
@@ -37,14 +39,17 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.operator.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    port = args.liveness_port if args.liveness_port is not None else settings.operator.liveness_port
+    # One line per probe request would drown the operator's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    port = settings.operator.liveness_port
+    liveness = args.liveness or (f"http://127.0.0.1:{port}/healthz" if port else None)
     memo = kopf.Memo(settings=settings, deps=build_deps(settings))
     kopf.run(
         standalone=True,
         clusterwide=args.all_namespaces or not namespaces,
         namespaces=[] if args.all_namespaces else namespaces,
         memo=memo,
-        liveness_endpoint=f"http://127.0.0.1:{port}/healthz" if port else None,
+        liveness_endpoint=liveness,
     )
 
 

@@ -67,8 +67,8 @@ class DockerSettings:
 
 @dataclass(frozen=True)
 class MetricsSettings:
-    port: int = 0
-    """Port of the Prometheus /metrics endpoint on 127.0.0.1 (0 disables it)."""
+    addr: str = ""
+    """host:port of the Prometheus /metrics endpoint (empty disables it), e.g. 127.0.0.1:18080."""
 
 
 @dataclass(frozen=True)

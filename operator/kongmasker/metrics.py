@@ -34,10 +34,11 @@ STACK_READY = Gauge(
 )
 
 
-def serve(port: int) -> None:
-    """Expose /metrics on 127.0.0.1:`port` (no-op for port 0)."""
-    if port:
-        start_http_server(port, addr="127.0.0.1")
+def serve(addr: str) -> None:
+    """Expose /metrics on `addr` ("host:port"; empty: not exposed)."""
+    if addr:
+        host, _, port = addr.rpartition(":")
+        start_http_server(int(port), addr=host or "127.0.0.1")
 
 
 def forget(namespace: str, name: str) -> None:

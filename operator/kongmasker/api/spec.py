@@ -15,6 +15,7 @@ from typing import Any
 
 from kongmasker.errors import InvalidSpec
 
+DEFAULT_UPSTREAM = "https://api.anthropic.com"
 DEFAULT_IMAGES = {
     "redis": "kongmasker/redis:dev",
     "kong": "kongmasker/gateway:dev",
@@ -212,13 +213,11 @@ class StackSpec:
     def from_dict(cls, raw: Mapping[str, Any]) -> StackSpec:
         """Parse a spec dict (camelCase, as stored by the API server)."""
         upstream = raw.get("upstream") or {}
-        if not upstream.get("url"):
-            raise InvalidSpec("spec.upstream.url is required")
         dh = raw.get("dockerHost") or {}
         net = raw.get("network") or {}
         spec = cls(
             upstream=UpstreamSpec(
-                url=str(upstream["url"]),
+                url=str(upstream.get("url") or DEFAULT_UPSTREAM),
                 api_key=SecretKeyRef.from_dict(upstream.get("apiKeySecretRef"), "api-key"),
                 model=_opt_str(upstream.get("model")),
             ),

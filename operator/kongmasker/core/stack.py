@@ -6,11 +6,13 @@ dependency order with health gates, and stop gracefully in reverse order.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from kongmasker.adapters.probes import ProbeFailed, Probes
 from kongmasker.adapters.runtime import ContainerInfo, Runtime
@@ -337,7 +339,7 @@ def persist_redis(
     """BGSAVE and wait for LASTSAVE to advance; returns a short report."""
     host, port, pw = spec.docker_host.address, spec.redis.port, secrets.get("REDIS_PASSWORD")
     try:
-        before = int(probes.redis(host, port, pw, "LASTSAVE"))
+        before = _epoch(probes.redis(host, port, pw, "LASTSAVE"))
         try:
             probes.redis(host, port, pw, "BGSAVE")
         except ProbeFailed as exc:
@@ -346,13 +348,20 @@ def persist_redis(
                 raise
         deadline = clock() + timeout
         while clock() < deadline:
-            after = int(probes.redis(host, port, pw, "LASTSAVE"))
+            after = _epoch(probes.redis(host, port, pw, "LASTSAVE"))
             if after > before:
                 return f"Redis saved (LASTSAVE {after})"
             sleep(0.2)
     except ProbeFailed as exc:
         raise RuntimeOperationError(f"Redis could not be persisted before stop: {exc}") from exc
     raise RuntimeOperationError(f"Redis BGSAVE did not complete within {timeout:.0f}s")
+
+
+def _epoch(value: Any) -> int:
+    """LASTSAVE as Unix seconds (redis-py answers a datetime, raw clients an int)."""
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp())
+    return int(value)
 
 
 def stop_stack(

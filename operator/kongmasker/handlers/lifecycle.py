@@ -68,4 +68,4 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Sync daemons and timers each hold a worker thread while they run.
     settings.execution.max_workers = 32
     settings.watching.server_timeout = 120
-    metrics.serve(ours.metrics.port)
+    metrics.serve(ours.metrics.addr)

@@ -36,7 +36,9 @@ def _lock(memo: kopf.Memo, uid: str) -> threading.Lock:
 
 def _post(body: kopf.Body, events: list[EventNote]) -> None:
     for e in events:
-        (kopf.warn if e.warning else kopf.info)(body, reason=e.reason, message=e.message)
+        # kopf.event, not kopf.info: our Events are posted whatever the posting level.
+        kind = "Warning" if e.warning else "Normal"
+        kopf.event(body, type=kind, reason=e.reason, message=e.message)
 
 
 def _run(body: kopf.Body, memo: kopf.Memo) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -156,8 +157,8 @@ class FakeProbes:
         self.redis_calls.append(command[0])
         if not self._up(port):
             raise ProbeFailed("Redis PING failed: ConnectionError")
-        if command[0] == "LASTSAVE":
-            return self.lastsave
+        if command[0] == "LASTSAVE":  # redis-py turns the answer into a datetime
+            return datetime.datetime.fromtimestamp(self.lastsave)
         if command[0] == "BGSAVE":
             self.lastsave += 1
             return b"Background saving started"

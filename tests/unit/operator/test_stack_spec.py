@@ -21,6 +21,7 @@ def test_defaults_mirror_the_crd() -> None:
     }
     assert spec.network.mode == "host" and spec.redis.image == "kongmasker/redis:dev"
     assert spec.secret_refs() == {}
+    assert StackSpec.from_dict({"paused": True}).upstream.url == "https://api.anthropic.com"
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,6 @@ def test_defaults_mirror_the_crd() -> None:
         ({"upstream": {"url": "http://x"}, "nginx": {"port": 8000}}, "nginx.port"),
         ({"upstream": {"url": "ftp://x"}}, "upstream.url"),
         ({"upstream": {"url": "http://x"}, "network": {"mode": "bridge"}}, "network.name"),
-        ({"upstream": {}}, "upstream.url"),
         ({"upstream": {"url": "http://x"}, "redis": {"resources": {"memory": "lots"}}}, "memory"),
     ],
 )

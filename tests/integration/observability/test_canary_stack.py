@@ -1,123 +1,35 @@
 """The masking canary on real containers: Redis, the gateway, Nginx and the mock upstream
 images on the real dockerd, wired by hand in the test from the operator's own renderers
-(no reconcile loop), on free 127.0.0.1 ports. Nothing is mocked; the mock upstream image is
-the operator-controlled stand-in for the AI API.
+(no reconcile loop; see obs_support.py), on free 127.0.0.1 ports. Nothing is mocked; the mock
+upstream image is the operator-controlled stand-in for the AI API.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 import yaml
 from prometheus_client import REGISTRY
-from tests.support import free_port, wait_until
+from tests.integration.observability.obs_support import Stack, hand_wired_stack
+from tests.support import wait_until
 
 from kongmasker import metrics
-from kongmasker.adapters.docker import DockerRuntime
-from kongmasker.adapters.probes import NetProbes
-from kongmasker.adapters.runtime import ContainerSpec
-from kongmasker.api.spec import StackSpec
-from kongmasker.api.vocabulary import LABEL_PART_OF, PART_OF, Component, Reason
-from kongmasker.core import canary, health
-from kongmasker.core.render import Desired, StackRef, render_stack
+from kongmasker.api.vocabulary import Component, Reason
+from kongmasker.core import canary
 from kongmasker_dataplane import masking
 
 pytestmark = pytest.mark.integration
 
 NS = "obs-it"
-LABELS = {LABEL_PART_OF: PART_OF, "kongmasker.io/test": "observability"}
-
-
-@dataclass
-class Stack:
-    runtime: DockerRuntime
-    spec: StackSpec
-    ref: StackRef
-    desired: dict[Component, Desired]
-    ids: dict[str, str]
-    secrets: dict[str, str]
-    mock_url: str
-
-    @property
-    def target(self) -> canary.CanaryTarget:
-        return canary.CanaryTarget.from_spec(self.spec)
-
-    @property
-    def admin(self) -> str:
-        return f"http://127.0.0.1:{self.spec.kong.admin_port}"
-
-    def history(self) -> list[object]:
-        return list(httpx.get(f"{self.mock_url}/__requests", timeout=5).json())
-
-    def wait_healthy(self, comp: Component) -> None:
-        answer = health.wait_healthy(
-            comp, self.spec, NetProbes(), self.secrets, timeout=60, interval=0.3
-        )
-        assert answer.ok, f"{comp}: {answer.message}"
 
 
 @pytest.fixture(scope="module")
 def stack(docker_host: str, images: dict[str, str]) -> Iterator[Stack]:
-    runtime = DockerRuntime.connect(docker_host)
-    uid = uuid.uuid4().hex[:8]
-    ids: dict[str, str] = {}
-    mock_port = free_port()
-    mock = runtime.create_container(
-        ContainerSpec(
-            name=f"km-obs-mock-{uid}",
-            image=images["mockupstream"],
-            env={"MOCK_LISTEN": f"127.0.0.1:{mock_port}", "MOCK_HISTORY": "200"},
-            labels=LABELS,
-        )
-    )
-    ids["mock"] = mock.id
-    runtime.start_container(mock.id)
-    mock_url = f"http://127.0.0.1:{mock_port}"
-    spec = StackSpec.from_dict(
-        {
-            "upstream": {"url": mock_url},
-            "redis": {
-                "image": images["redis"],
-                "port": free_port(),
-                "passwordSecretRef": {"name": "redis"},
-            },
-            "kong": {
-                "image": images["gateway"],
-                "proxyPort": free_port(),
-                "adminPort": free_port(),
-                "statusPort": free_port(),
-            },
-            "nginx": {"image": images["nginx"], "port": free_port()},
-            "backend": {"port": free_port()},
-        }
-    )
-    ref = StackRef(NS, f"canary-{uid}", uid)
-    secrets = {"REDIS_PASSWORD": "obs-" + uuid.uuid4().hex}
-    desired = render_stack(ref, spec, secrets, grace_seconds=5)
-    box = Stack(runtime, spec, ref, desired, ids, secrets, mock_url)
-    try:
-        wait_until(
-            lambda: httpx.get(f"{mock_url}/health", timeout=2).status_code == 200,
-            timeout=30,
-            what="mock upstream",
-        )
-        runtime.ensure_volume(ref.redis_volume(spec), LABELS)
-        for comp in (Component.REDIS, Component.KONG, Component.NGINX):
-            info = runtime.create_container(desired[comp].container)
-            ids[str(comp)] = info.id
-            runtime.start_container(info.id)
-            box.wait_healthy(comp)
+    with hand_wired_stack(docker_host, images, NS) as box:
         yield box
-    finally:
-        for cid in ids.values():
-            runtime.remove_container(cid, force=True)
-        runtime.remove_volume(ref.redis_volume(spec))
-        runtime.close()
-        metrics.forget_observability(NS, ref.name)
+        metrics.forget_observability(NS, box.ref.name)
 
 
 def _sample(name: str, stack: Stack, **labels: str) -> float | None:

@@ -124,7 +124,9 @@ CONTAINER_CPU_RATIO = Gauge(
     _COMP,
 )
 CONTAINER_MEMORY_BYTES = Gauge(
-    f"{OBS_PREFIX}container_memory_usage_bytes", "Memory used by the container.", _COMP
+    f"{OBS_PREFIX}container_memory_usage_bytes",
+    "Working-set memory of the container (usage minus reclaimable file cache).",
+    _COMP,
 )
 CONTAINER_MEMORY_LIMIT_BYTES = Gauge(
     f"{OBS_PREFIX}container_memory_limit_bytes",

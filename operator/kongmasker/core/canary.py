@@ -407,7 +407,9 @@ def record(result: CanaryResult, namespace: str, name: str) -> None:
     if not result.ok:
         metrics.CANARY_REQUEST_ERRORS.labels(*stack, str(result.reason)).inc()
     metrics.MASKING_VERIFIED.labels(*stack).set(1 if result.ok else 0)
-    if result.reason in (Reason.IDENTIFIER_LEAKED, Reason.FAIL_SECURE_REFUSAL):
+    if result.reason is Reason.IDENTIFIER_LEAKED:
+        # Only the canary can see this one. Fail-secure refusals (the canary's included) are
+        # counted by the gateway and mirrored by core/mirror.py, so not counted twice here.
         metrics.SECURITY_INCIDENTS.labels(*stack, str(result.reason)).inc()
     if not result.types:
         return

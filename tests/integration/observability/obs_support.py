@@ -54,8 +54,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def hand_wired_stack(docker_host: str, images: dict[str, str], namespace: str) -> Iterator[Stack]:
-    """Mock upstream, then Redis -> Kong -> Nginx, each healthy before the next."""
+def hand_wired_stack(
+    docker_host: str, images: dict[str, str], namespace: str, *, with_backend: bool = False
+) -> Iterator[Stack]:
+    """Mock upstream, then Redis -> Kong -> Nginx (-> Backend), each healthy before the next.
+    The backend requires `X-API-Key: <stack.secrets["BACKEND_API_KEY"]>`."""
     runtime = DockerRuntime.connect(docker_host)
     uid = uuid.uuid4().hex[:8]
     ids: dict[str, str] = {}
@@ -76,11 +79,14 @@ def hand_wired_stack(docker_host: str, images: dict[str, str], namespace: str) -
                 "statusPort": free_port(),
             },
             "nginx": {"image": images["nginx"], "port": free_port()},
-            "backend": {"port": free_port()},
+            "backend": {"image": images["backend"], "port": free_port()},
         }
     )
     ref = StackRef(namespace, f"canary-{uid}", uid)
-    secrets = {"REDIS_PASSWORD": "obs-" + uuid.uuid4().hex}
+    secrets = {
+        "REDIS_PASSWORD": "obs-" + uuid.uuid4().hex,
+        "BACKEND_API_KEY": "obs-key-" + uuid.uuid4().hex,
+    }
     desired = render_stack(ref, spec, secrets, grace_seconds=5)
     box = Stack(runtime, spec, ref, desired, ids, secrets, mock_url)
     try:
@@ -100,7 +106,8 @@ def hand_wired_stack(docker_host: str, images: dict[str, str], namespace: str) -
             what="mock upstream",
         )
         runtime.ensure_volume(ref.redis_volume(spec), LABELS)
-        for comp in (Component.REDIS, Component.KONG, Component.NGINX):
+        order = [Component.REDIS, Component.KONG, Component.NGINX]
+        for comp in order + ([Component.BACKEND] if with_backend else []):
             info = runtime.create_container(desired[comp].container)
             ids[str(comp)] = info.id
             runtime.start_container(info.id)

@@ -129,3 +129,12 @@ def test_cumulative_mirror_counts_growth_and_survives_source_restarts() -> None:
     )
     mirror.forget(labels)
     assert mirror.update(counter, labels, 5) == 5
+
+
+def test_docs_table_lists_every_family() -> None:
+    from tests.support import REPO_ROOT
+
+    doc = (REPO_ROOT / "docs" / "observability.md").read_text()
+    for family in metrics.OBSERVABILITY_FAMILIES:
+        name = _family_name(family) + ("_total" if family._type == "counter" else "")  # type: ignore[attr-defined]
+        assert f"| `{name}` | {family._type} |" in doc, name  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import re
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.support import REPO_ROOT
 
 from kongmasker import metrics
 
@@ -132,8 +133,6 @@ def test_cumulative_mirror_counts_growth_and_survives_source_restarts() -> None:
 
 
 def test_docs_table_lists_every_family() -> None:
-    from tests.support import REPO_ROOT
-
     doc = (REPO_ROOT / "docs" / "observability.md").read_text()
     for family in metrics.OBSERVABILITY_FAMILIES:
         name = _family_name(family) + ("_total" if family._type == "counter" else "")  # type: ignore[attr-defined]

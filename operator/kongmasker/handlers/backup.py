@@ -57,7 +57,9 @@ def _deps(memo: kopf.Memo) -> core.BackupDeps:
 
 def _post(body: kopf.Body, events: list[EventNote]) -> None:
     for e in events:
-        (kopf.warn if e.warning else kopf.info)(body, reason=e.reason, message=e.message)
+        # kopf.event, not kopf.info: the operator's posting level would drop Normal Events.
+        kind = "Warning" if e.warning else "Normal"
+        kopf.event(body, type=kind, reason=str(e.reason), message=e.message)
 
 
 @kopf.on.resume(GROUP, VERSION, BACKUP_PLURAL, when=_is(BackupType.BACKUP))

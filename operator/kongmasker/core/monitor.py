@@ -1,0 +1,159 @@
+"""One stack's health watch as a single `tick()`: probe round, recovery plan carried out
+through the Runtime, component counters mirrored, masking canary when due. It returns the
+Events to post and the condition verdicts to merge, so that a kopf daemon only has to call it
+every probe interval (in a thread) and hand the results to the status code.
+
+    monitor = StackMonitor("default", "demo", components=START_ORDER)
+    result = monitor.tick(spec, ref, runtime, probes, secrets)
+    post(result.events); merge(result.verdicts)
+
+Restarts made here are of containers that exist: a missing container is the reconcile's job
+(drift repair re-creates it), not recovery's. Exits seen by the event stream should be passed
+to `record_exit` so that they count, and are acted on, at the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from kongmasker import metrics
+from kongmasker.adapters.probes import Probes
+from kongmasker.adapters.runtime import Runtime
+from kongmasker.api.spec import StackSpec
+from kongmasker.api.vocabulary import START_ORDER, Component, ConditionType, Reason
+from kongmasker.core import canary, mirror
+from kongmasker.core.recovery import Action, Decision, Policy
+from kongmasker.core.render import StackRef
+from kongmasker.core.status import EventNote, Verdict
+from kongmasker.core.watch import StackWatch, probe_round
+from kongmasker.errors import KongMaskerError
+
+__all__ = ["StackMonitor", "TickResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickResult:
+    """What one tick did and what the status should say about it."""
+
+    events: list[EventNote] = field(default_factory=list)
+    restarted: list[Component] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    """Degraded (only while a restart budget is exhausted) and MaskingVerified (when the canary
+    ran); merge them into the conditions the reconcile writes."""
+    canary: canary.CanaryResult | None = None
+
+
+@dataclass
+class StackMonitor:
+    namespace: str
+    name: str
+    policy: Policy = field(default_factory=Policy)
+    canary_interval: float = 60.0
+    """Seconds between canary runs (0 disables the canary)."""
+    canary_per_type_timing: bool = True
+    stop_timeout: int = 10
+    """Grace given to a hung container before Docker kills it on restart."""
+    components: tuple[Component, ...] = START_ORDER
+    clock: Callable[[], float] = time.monotonic
+    watch: StackWatch = field(init=False)
+    _mirror: metrics.CumulativeMirror = field(init=False, default_factory=metrics.CumulativeMirror)
+    _last_canary: float | None = field(init=False, default=None)
+    _last_masking: bool | None = field(init=False, default=None)
+    _escalated: set[Component] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.watch = StackWatch(self.namespace, self.name, policy=self.policy, clock=self.clock)
+
+    def record_exit(self, component: Component) -> None:
+        """The event stream saw the component's container exit on its own."""
+        self.watch.record_exit(component)
+
+    def tick(
+        self,
+        spec: StackSpec,
+        ref: StackRef,
+        runtime: Runtime,
+        probes: Probes,
+        secrets: Mapping[str, str],
+    ) -> TickResult:
+        """One round; never raises for what the stack or the engine does wrong."""
+        result = TickResult()
+        probe_round(self.watch, spec, probes, secrets, components=self.components)
+        result.decisions = [d for d in self.watch.plan() if d.component in self.components]
+        for decision in result.decisions:
+            self._carry_out(decision, ref, runtime, result)
+        if self._escalated:
+            worst = [d for d in result.decisions if d.action is Action.ESCALATE]
+            message = "; ".join(d.message for d in worst)
+            result.verdicts.append(
+                Verdict(ConditionType.DEGRADED, True, str(Reason.RESTART_BUDGET_EXHAUSTED), message)
+            )
+        mirrored = mirror.mirror_stack(spec, self.namespace, self.name, self._mirror)
+        for comp, error in mirrored.errors.items():
+            log.debug("metrics of %s/%s %s not mirrored: %s", ref.namespace, ref.name, comp, error)
+        if self._canary_due():
+            self._run_canary(spec, result)
+        return result
+
+    def forget(self) -> None:
+        """Drop the stack's series (on delete)."""
+        metrics.forget_observability(self.namespace, self.name)
+
+    def _carry_out(
+        self, decision: Decision, ref: StackRef, runtime: Runtime, result: TickResult
+    ) -> None:
+        comp = decision.component
+        if decision.action is Action.ESCALATE:
+            if comp not in self._escalated:
+                self._escalated.add(comp)
+                result.events.append(
+                    EventNote(str(Reason.RESTART_BUDGET_EXHAUSTED), decision.message, warning=True)
+                )
+            return
+        self._escalated.discard(comp)
+        if decision.action is not Action.RESTART:
+            return
+        try:
+            info = runtime.get_container(ref.container_name(comp))
+            if info is None:
+                return  # nothing to restart: the reconcile re-creates it
+            if info.running:
+                runtime.stop_container(info.id, timeout=self.stop_timeout)
+            runtime.start_container(info.id)
+        except KongMaskerError as exc:
+            result.events.append(
+                EventNote("RestartFailed", f"{comp}: restart failed: {exc.message}", warning=True)
+            )
+            return
+        self.watch.record_restart(comp, decision.reason or "")
+        result.restarted.append(comp)
+        note = f"{decision.message}; restarted"
+        if decision.reverify:
+            note += f", re-verifying {', '.join(map(str, decision.reverify))}"
+        result.events.append(EventNote(str(decision.reason), note, warning=True))
+
+    def _canary_due(self) -> bool:
+        if self.canary_interval <= 0:
+            return False
+        now = self.clock()
+        return self._last_canary is None or now - self._last_canary >= self.canary_interval
+
+    def _run_canary(self, spec: StackSpec, result: TickResult) -> None:
+        self._last_canary = self.clock()
+        outcome = canary.run(
+            canary.CanaryTarget.from_spec(spec), per_type_timing=self.canary_per_type_timing
+        )
+        canary.record(outcome, self.namespace, self.name)
+        result.canary = outcome
+        result.verdicts.append(canary.verdict(outcome))
+        if outcome.ok is not None and outcome.ok != self._last_masking:
+            warning = not outcome.ok
+            result.events.append(EventNote(str(outcome.reason), outcome.message, warning=warning))
+        if outcome.ok is not None:
+            self._last_masking = outcome.ok

@@ -7,6 +7,7 @@ at the adapter boundary so that core and handlers only ever see these.
     │   ├── RuntimeOperationError   the engine answered with an error for one operation
     │   ├── HealthGateTimeout       a component did not become healthy in time
     │   ├── PreflightFailed         a precondition is not met (carries reason + fix message)
+    │   ├── Superseded              a newer generation, restart or delete arrived mid-way
     │   └── ConfigApplyFailed       a live configuration change (reload, POST /config) failed
     └── PermanentError              retrying cannot help (kopf.PermanentError)
         ├── InvalidSpec             the spec is semantically invalid beyond what CEL checks
@@ -77,6 +78,13 @@ class PreflightFailed(TransientError):
 
     reason = "PreflightFailed"
     delay = 30.0
+
+
+class Superseded(TransientError):
+    """The object changed while a reconcile waited; the newer intent is handled next."""
+
+    reason = "Superseded"
+    delay = 1.0
 
 
 class ConfigApplyFailed(TransientError):

@@ -26,6 +26,7 @@ from kongmasker.api.vocabulary import (
     START_ORDER,
     Component,
     ConditionType,
+    Phase,
     Reason,
 )
 from kongmasker.config import Settings
@@ -48,6 +49,7 @@ from kongmasker.errors import (
     KongMaskerError,
     NotFound,
     PreflightFailed,
+    Superseded,
     TransientError,
 )
 
@@ -151,12 +153,21 @@ class _Run:
         self.secrets, self.observed = secrets, observed
         self.events: list[st.EventNote] = []
         self.restarted_at: str | None = None
+        self._checked_at = 0.0
+        self._changed = False
 
     def converge(self, desired: Any, preflight_note: str, version: str) -> Result:
         ref, deps = self.obj.ref, self.deps
         error: KongMaskerError | None = None
         executor = Executor(
-            ref, self.spec, self.runtime, deps.probes, self.secrets, deps.settings, self._progress
+            ref,
+            self.spec,
+            self.runtime,
+            deps.probes,
+            self.secrets,
+            deps.settings,
+            self._progress,
+            self._superseded,
         )
         held: list[Component] = []
         try:
@@ -164,6 +175,8 @@ class _Run:
             self.observed = observe(self.runtime, ref, desired)
             actions = plan(desired, self.observed)
             executor.apply(desired, actions)
+        except Superseded as exc:
+            error = exc
         except HealthGateTimeout as exc:
             error = exc
             held = _held_back(exc.component, executor)
@@ -194,6 +207,10 @@ class _Run:
     def _verdicts(
         self, error: KongMaskerError | None, health: Mapping[Component, Health], note: str
     ) -> list[st.Verdict]:
+        if isinstance(error, Superseded):
+            return st.progressing_verdicts(
+                self.obj.status.get("conditions") or [], Reason.UPDATING, error.message
+            )
         if error is not None:
             reason = (
                 Reason.HEALTH_GATE_FAILED
@@ -213,6 +230,27 @@ class _Run:
         if sick:
             return st.degraded_verdicts(Reason.HEALTH_GATE_FAILED, "; ".join(sick), note)
         return st.ready_verdicts(note)
+
+    def _superseded(self) -> bool:
+        """Has the object changed since this reconcile loaded it? Asked at most once a second."""
+        now = time.monotonic()
+        if now - self._checked_at < 1.0:
+            return self._changed
+        self._checked_at = now
+        try:
+            fresh = self.deps.status.get_stack(self.obj.ref.namespace, self.obj.ref.name)
+        except TransientError:
+            return self._changed
+        meta = (fresh or {}).get("metadata") or {}
+        self._changed = (
+            fresh is None
+            or bool(meta.get("deletionTimestamp"))
+            or meta.get("uid") != self.obj.ref.uid
+            or int(meta.get("generation", 0)) != self.obj.generation
+            or (meta.get("annotations") or {}).get(RESTART_ANNOTATION)
+            != self.obj.annotations.get(RESTART_ANNOTATION)
+        )
+        return self._changed
 
     def _maybe_restart(self) -> None:
         wanted = self.obj.annotations.get(RESTART_ANNOTATION)
@@ -235,7 +273,9 @@ class _Run:
 
     def _progress(self, comp: Component, message: str) -> None:
         log.info("[%s/%s] %s: %s", self.obj.ref.namespace, self.obj.ref.name, comp, message)
-        verdicts = st.progressing_verdicts(Reason.STARTING, f"{comp}: {message}")
+        verdicts = st.progressing_verdicts(
+            self.obj.status.get("conditions") or [], Reason.STARTING, f"{comp}: {message}"
+        )
         comps = st.components(self.observed, {}) if self.observed else {}
         status = st.build(
             old_status=self.obj.status,
@@ -244,6 +284,7 @@ class _Run:
             generation=self.obj.generation,
             endpoints=endpoints(self.spec),
         )
+        status.phase = Phase.PROGRESSING
         try:
             self.deps.status.patch_status(
                 self.obj.ref.namespace, self.obj.ref.name, status.to_dict()

@@ -29,7 +29,12 @@ from kongmasker.api.vocabulary import (
 from kongmasker.config import Settings
 from kongmasker.core import health as gates
 from kongmasker.core.render import Desired, StackRef
-from kongmasker.errors import ConfigApplyFailed, HealthGateTimeout, RuntimeOperationError
+from kongmasker.errors import (
+    ConfigApplyFailed,
+    HealthGateTimeout,
+    RuntimeOperationError,
+    Superseded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +190,8 @@ class Executor:
     secrets: Mapping[str, str]
     settings: Settings
     progress: Progress = lambda comp, msg: None
+    superseded: Callable[[], bool] = lambda: False
+    """True once the object has changed (new generation, delete): waits stop early."""
     health: dict[Component, gates.Health] = field(default_factory=dict)
     done: list[Action] = field(default_factory=list)
 
@@ -224,9 +231,11 @@ class Executor:
             self.secrets,
             timeout=timeout,
             interval=self.settings.health.poll_interval,
-            still_running=lambda: self._running(comp),
+            still_running=lambda: self._running(comp) and not self.superseded(),
         )
         self.health[comp] = result
+        if not result.ok and self.superseded():
+            raise Superseded(f"{comp}: stopped waiting, the stack changed meanwhile")
         if not result.ok:
             held = f"; {waiting} is held back" if waiting else ""
             raise HealthGateTimeout(comp, f"not healthy: {result.message}{held}")

@@ -139,13 +139,34 @@ def preflight_verdicts(reason: str, message: str) -> list[Verdict]:
     ]
 
 
-def progressing_verdicts(reason: str, message: str) -> list[Verdict]:
+def progressing_verdicts(
+    old: Iterable[Mapping[str, Any]], reason: str, message: str
+) -> list[Verdict]:
+    """Work in progress: Progressing says what; Ready and Degraded keep the last verdict
+    (a retry must not hide why the previous attempt failed). A first start is not Ready."""
+    kept = {v.type: v for v in _kept(old)}
+    ready = kept.get(ConditionType.READY) or Verdict(ConditionType.READY, False, reason, message)
+    degraded = kept.get(ConditionType.DEGRADED) or Verdict(
+        ConditionType.DEGRADED, False, Reason.NOT_DEGRADED, "no component degraded"
+    )
     return [
-        Verdict(ConditionType.READY, False, reason, message),
+        ready,
         Verdict(ConditionType.PROGRESSING, True, reason, message),
-        Verdict(ConditionType.DEGRADED, False, Reason.NOT_DEGRADED, "no component degraded"),
+        degraded,
         Verdict(ConditionType.PREFLIGHT_PASSED, True, Reason.PREFLIGHT_OK, "preflight passed"),
     ]
+
+
+def _kept(old: Iterable[Mapping[str, Any]]) -> list[Verdict]:
+    keep = []
+    for c in old:
+        if c.get("type") in (ConditionType.READY, ConditionType.DEGRADED):
+            status = c.get("status")
+            ok = None if status == "Unknown" else status == "True"
+            keep.append(
+                Verdict(ConditionType(c["type"]), ok, c.get("reason", ""), c.get("message", ""))
+            )
+    return keep
 
 
 def paused_verdicts(old: Iterable[Mapping[str, Any]]) -> list[Verdict]:

@@ -57,6 +57,7 @@ _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding"}
 _BUFFER_LIMIT = 1024 * 1024  # responses up to this size (with a length) are sent in one piece
 NO_CONFIG_HASH = "0" * 32
+_THREAD_DETECT_BYTES = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -376,12 +377,14 @@ class Gateway:
             if len(body) > masker.max_body_bytes:
                 return _kong_error(413, "request body too large to mask")
             t0 = time.perf_counter()
-            parts = []
-            body_parsed = (
-                bodies.parse_body(body, req.content_type)
-                if masker.mask_request_body and body
-                else None
-            )
+            body_parsed = None
+            if masker.mask_request_body and body:
+                if len(body) > _THREAD_DETECT_BYTES:
+                    # Large bodies are scanned off the event loop so that other requests keep
+                    # moving while this one is searched.
+                    body_parsed = await asyncio.to_thread(bodies.parse_body, body, req.content_type)
+                else:
+                    body_parsed = bodies.parse_body(body, req.content_type)
             query_parsed = bodies.parse_query(query) if masker.mask_query and query else None
             parts = [p for p in (body_parsed, query_parsed) if p is not None]
             self.metrics.detect_seconds.observe(time.perf_counter() - t0)

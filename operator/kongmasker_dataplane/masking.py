@@ -28,6 +28,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "EXAMPLES",
@@ -74,6 +75,18 @@ class _Rule:
     check: Check | None = None
     classify: Classify | None = None
     priority: int = 50
+    # Speed (the identifiers are sparse): a rule with `anchors` only runs in windows around
+    # occurrences of those lower-case literals, from `before` chars ahead of one to `after`
+    # chars past it. A rule without anchors scans the whole text; its pattern then starts with
+    # a literal where possible and the "not preceded by" test is `not_after` (a one-char
+    # pattern) instead of a leading lookbehind, which would defeat the regex engine's
+    # literal-prefix search.
+    anchors: tuple[str, ...] = ()
+    before: int = 0
+    after: int = 300
+    not_after: re.Pattern[str] | None = None
+    # The pattern starts with its anchor (context phrases): it is tried only right there.
+    at_anchor: bool = False
 
 
 # --- building blocks ---------------------------------------------------------------------
@@ -129,6 +142,8 @@ def _secret_key_check(_text: str, m: re.Match[str]) -> bool:
     """40 base64 characters are a secret access key only if they look random: upper, lower and
     digits all present, few separators (a path like Docs/Guide/... is not a key), not hex."""
     v = m.group(0)
+    if len(v) != 40 or "=" in v:
+        return False
     if not (any(c.isupper() for c in v) and any(c.islower() for c in v)):
         return False
     if not any(c.isdigit() for c in v):
@@ -186,6 +201,8 @@ def _ipv6_check(_text: str, m: re.Match[str]) -> bool:
     """Real IPv6 only: it must parse, and a compressed form needs three groups or a full
     4-digit group, so times (12:30:45), MACs and `::1`-style loopbacks stay."""
     value = m.group(0)
+    if value.count(":") < 2:
+        return False
     try:
         ip = ipaddress.IPv6Address(value)
     except ValueError:
@@ -248,6 +265,13 @@ def _r(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+_WORD_OR_DASH = re.compile(r"[\w-]")
+# Windows: host names end at "amazonaws.com" (a host is at most 253 chars; paths after it,
+# as in ECR and SQS URLs, are short); a context phrase is followed closely by its value.
+_HOST: dict[str, Any] = {"anchors": ("amazonaws.com",), "before": 300, "after": 300}
+_CTX: dict[str, Any] = {"at_anchor": True}
+
+
 def _build_rules() -> list[_Rule]:
     rules: list[_Rule] = []
     # Priority: lower wins a tie on length. Specific structures beat generic shapes.
@@ -255,8 +279,9 @@ def _build_rules() -> list[_Rule]:
         rules.append(
             _Rule(
                 type_,
-                _r(rf"(?<![\w-]){prefix}-(?:[0-9a-fA-F]{{17}}|[0-9a-fA-F]{{8}})(?![\w-])"),
+                _r(rf"{prefix}-(?:[0-9a-fA-F]{{17}}|[0-9a-fA-F]{{8}})(?![\w-])"),
                 priority=20,
+                not_after=_WORD_OR_DASH,
             )
         )
     rules += [
@@ -268,6 +293,8 @@ def _build_rules() -> list[_Rule]:
             ),
             classify=_arn_type,
             priority=10,
+            anchors=("arn:",),
+            after=2048,
         ),
         _Rule(
             "ECR_URI",
@@ -276,6 +303,7 @@ def _build_rules() -> list[_Rule]:
                 r"(?:/[a-z0-9][a-z0-9._/-]*[a-z0-9])?"
             ),
             priority=10,
+            **_HOST,
         ),
         _Rule(
             "SQS_QUEUE",
@@ -284,11 +312,13 @@ def _build_rules() -> list[_Rule]:
                 r"[A-Za-z0-9_-]{1,80}(?:\.fifo)?(?![\w-])"
             ),
             priority=10,
+            **_HOST,
         ),
         _Rule(
             "API_GATEWAY",
             _r(r"(?<![\w.-])[a-z0-9]{10}\.execute-api\." + _REGION + r"\.amazonaws\.com"),
             priority=10,
+            **_HOST,
         ),
         _Rule(
             "RDS",
@@ -298,6 +328,7 @@ def _build_rules() -> list[_Rule]:
                 + r"\.rds\.amazonaws\.com"
             ),
             priority=10,
+            **_HOST,
         ),
         _Rule(
             "REDSHIFT",
@@ -307,11 +338,13 @@ def _build_rules() -> list[_Rule]:
                 + r"\.redshift(?:-serverless)?\.amazonaws\.com"
             ),
             priority=10,
+            **_HOST,
         ),
         _Rule(
             "ELASTICACHE",
             _r(r"(?<![\w.-])[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)+\.cache\.amazonaws\.com"),
             priority=10,
+            **_HOST,
         ),
         # S3 bucket contexts: s3://B, B.s3[.region].amazonaws.com, s3[.region].amazonaws.com/B.
         _Rule(
@@ -320,6 +353,8 @@ def _build_rules() -> list[_Rule]:
             group="id",
             classify=_bucket_classify("id"),
             priority=15,
+            anchors=("s3://",),
+            after=80,
         ),
         _Rule(
             "S3_BUCKET",
@@ -334,6 +369,7 @@ def _build_rules() -> list[_Rule]:
             group="id",
             classify=_bucket_classify("id"),
             priority=15,
+            **_HOST,
         ),
         _Rule(
             "S3_BUCKET",
@@ -341,14 +377,17 @@ def _build_rules() -> list[_Rule]:
             group="id",
             classify=_bucket_classify("id"),
             priority=15,
+            **_HOST,
         ),
         _Rule(
             "S3_BUCKET",
-            _r(_ci(r"\b(?:s3[ _-]?)?bucket(?:[ _-]?name)?") + _SEP + "(?P<id>" + _BUCKET + ")"),
+            _r(_ci(r"\bbucket(?:[ _-]?name)?") + _SEP + "(?P<id>" + _BUCKET + ")"),
             group="id",
             check=_bucket_name_check("id"),
             classify=_bucket_classify("id"),
             priority=40,
+            anchors=("bucket",),
+            **_CTX,
         ),
         _Rule(
             "RDS",
@@ -366,6 +405,8 @@ def _build_rules() -> list[_Rule]:
             group="id",
             check=_name_check("id"),
             priority=40,
+            anchors=("rds", "db"),
+            **_CTX,
         ),
         _Rule(
             "REDSHIFT",
@@ -379,6 +420,8 @@ def _build_rules() -> list[_Rule]:
             group="id",
             check=_name_check("id"),
             priority=40,
+            anchors=("redshift", "clusteridentifier"),
+            **_CTX,
         ),
         _Rule(
             "ELASTICACHE",
@@ -395,6 +438,8 @@ def _build_rules() -> list[_Rule]:
             group="id",
             check=_name_check("id"),
             priority=40,
+            anchors=("elasticache", "cacheclusterid", "replicationgroupid"),
+            **_CTX,
         ),
         _Rule(
             "GLUE_JOB",
@@ -406,12 +451,14 @@ def _build_rules() -> list[_Rule]:
             group="id",
             check=_name_check("id"),
             priority=40,
+            anchors=("glue",),
+            **_CTX,
         ),
         _Rule(
             "ACCOUNT_ID",
             _r(
                 _ci(
-                    r"\b(?:aws[ _-]?)?account(?:[ _-]?(?:id|number|no\.?|#))?|\bowner[ _-]?id"
+                    r"\baccount(?:[ _-]?(?:id|number|no\.?|#))?|\bowner[ _-]?id"
                     r"|\baccount_id"
                 )
                 + _SEP
@@ -419,6 +466,8 @@ def _build_rules() -> list[_Rule]:
             ),
             group="id",
             priority=40,
+            anchors=("account", "owner"),
+            **_CTX,
         ),
         _Rule(
             "KMS_KEY",
@@ -428,11 +477,15 @@ def _build_rules() -> list[_Rule]:
             ),
             check=_kms_context,
             priority=30,
+            anchors=("kms", "key", "cmk", "customer master"),
+            after=120,
         ),
         _Rule(
             "ACCESS_KEY",
             _r(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
             priority=20,
+            anchors=("akia", "asia", "aida", "aroa", "anpa", "agpa"),
+            after=24,
         ),
         _Rule(
             "SESSION_TOKEN",
@@ -441,6 +494,8 @@ def _build_rules() -> list[_Rule]:
                 r"[A-Za-z0-9/+=]{60,}"
             ),
             priority=20,
+            anchors=("iqojb3jpz2lux2", "fwogzxivyxdze", "fqogzxivyxdze"),
+            after=8192,
         ),
         _Rule(
             "SESSION_TOKEN",
@@ -451,42 +506,53 @@ def _build_rules() -> list[_Rule]:
             ),
             group="id",
             priority=25,
+            anchors=("session", "security"),
+            at_anchor=True,
         ),
         _Rule(
             "SECRET_KEY",
-            _r(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
+            # Whole runs of the base64 alphabet (possessive: a longer run is one candidate,
+            # rejected by the check, never a 40-char slice of it).
+            _r(r"[A-Za-z0-9/+=]{40,}+"),
             check=_secret_key_check,
             priority=60,
         ),
         _Rule(
             "ROUTE53_ZONE",
-            _r(r"(?<![\w-])Z[0-9A-Z]{12,31}(?![\w-])"),
+            _r(r"Z[0-9A-Z]{12,31}(?![\w-])"),
             check=_has_digit,
             priority=60,
+            not_after=_WORD_OR_DASH,
         ),
         _Rule(
             "CLOUDFRONT",
-            _r(r"(?<![\w-])E[0-9A-Z]{12,13}(?![\w-])"),
+            _r(r"E[0-9A-Z]{12,13}(?![\w-])"),
             check=_has_digit,
             priority=60,
+            not_after=_WORD_OR_DASH,
         ),
         _Rule(
             "LOG_GROUP",
             _r(r"(?<![\w/.-])/aws/[a-z0-9-]+(?:/[A-Za-z0-9_.#$-]*[A-Za-z0-9_#$-])+"),
             priority=30,
+            anchors=("/aws/",),
+            after=1024,
         ),
         _Rule(
             "IPV6",
-            _r(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])"),
+            # Whole runs of hex digits and colons; `_ipv6_check` parses them.
+            _r(r"[0-9A-Fa-f:]{3,}+(?![\w.])"),
             check=_ipv6_check,
             priority=70,
+            not_after=re.compile(r"[\w:.]"),
         ),
         _Rule(
             "PUBLIC_IP",
-            _r(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)"),
+            _r(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w]|\.\d)"),
             check=lambda text, m: _ipv4_kind(text, m) is not None,
             classify=lambda m: "PRIVATE_IP" if _is_private(m.group(0)) else "PUBLIC_IP",
             priority=70,
+            not_after=re.compile(r"[\w.]"),
         ),
     ]
     return rules
@@ -581,17 +647,79 @@ def masked_id(type_: str, number: int) -> str:
 # --- detection ---------------------------------------------------------------------------
 
 
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
+def _windows(low: str, rule: _Rule) -> list[tuple[int, int]]:
+    """Merged [start, end) windows around the anchors of `rule` in the lower-cased text."""
+    spans: list[tuple[int, int]] = []
+    n = len(low)
+    for anchor in rule.anchors:
+        i = low.find(anchor)
+        while i >= 0:
+            spans.append((max(0, i - rule.before), min(n, i + len(anchor) + rule.after)))
+            i = low.find(anchor, i + 1)
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _scan(rule: _Rule, text: str, start: int, end: int) -> Iterable[tuple[int, int, int, str]]:
+    """Candidates of one rule in text[start:end] (lookbehinds still see text before start)."""
+    pos = start
+    while True:
+        m = rule.regex.search(text, pos, end)
+        if m is None:
+            return
+        if (
+            rule.not_after is not None
+            and m.start() > 0
+            and rule.not_after.match(text, m.start() - 1)
+        ):
+            pos = m.start() + 1
+            continue
+        pos = max(m.end(), m.start() + 1)
+        if m.end() == end < len(text):
+            continue  # it may run on past the window: never mask a possibly cut id
+        if rule.check is not None and not rule.check(text, m):
+            continue
+        span_start, span_end = m.span(rule.group)
+        if span_start == span_end:
+            continue
+        type_ = rule.classify(m) if rule.classify is not None else rule.type
+        yield span_start, span_end, rule.priority, type_
+
+
+def _at_anchors(rule: _Rule, text: str, low: str) -> Iterable[tuple[int, int, int, str]]:
+    """Candidates of a rule whose pattern starts with one of its anchors."""
+    for anchor in rule.anchors:
+        i = low.find(anchor)
+        while i >= 0:
+            m = rule.regex.match(text, i)
+            if m is not None and (rule.check is None or rule.check(text, m)):
+                span_start, span_end = m.span(rule.group)
+                type_ = rule.classify(m) if rule.classify is not None else rule.type
+                yield span_start, span_end, rule.priority, type_
+            i = low.find(anchor, i + 1)
+
+
 def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
     """(start, end, priority, type) for every rule's candidate that passes its check."""
+    # Lower-case ASCII only, so that indexes stay those of `text`.
+    low = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
     for rule in _RULES:
-        for m in rule.regex.finditer(text):
-            if rule.check is not None and not rule.check(text, m):
-                continue
-            start, end = m.span(rule.group)
-            if start == end:
-                continue
-            type_ = rule.classify(m) if rule.classify is not None else rule.type
-            yield start, end, rule.priority, type_
+        if rule.at_anchor:
+            yield from _at_anchors(rule, text, low)
+        elif rule.anchors:
+            for a, b in _windows(low, rule):
+                yield from _scan(rule, text, a, b)
+        else:
+            yield from _scan(rule, text, 0, len(text))
 
 
 def find(text: str) -> list[Finding]:

@@ -39,6 +39,7 @@ from .config import (
 from .masking import MASKED_ID_BYTES_RE, StreamUnmasker, unmask_bytes
 from .metrics import CONTENT_TYPE_LATEST, GatewayMetrics, render
 from .serving import Listener, Server, parse_listen
+from .sse import SseRechunker
 from .store import MappingStore, MemoryStore, RedisSettings, RedisStore, StoreUnavailable
 
 __all__ = ["Gateway", "GatewaySettings", "main"]
@@ -449,7 +450,7 @@ class Gateway:
             return web.Response(status=upstream.status, body=data, headers=headers)
         resp = web.StreamResponse(status=upstream.status, headers=headers)
         await resp.prepare(req)
-        splitter = StreamUnmasker()
+        splitter: StreamUnmasker | SseRechunker = SseRechunker() if streaming else StreamUnmasker()
         async for chunk in upstream.content.iter_any():
             if not unmasking or store is None:
                 await resp.write(chunk)

@@ -40,6 +40,7 @@ __all__ = [
     "MaskResult",
     "StreamUnmasker",
     "find",
+    "hold_back",
     "mask",
     "masked_id",
     "masked_ids_in",
@@ -817,7 +818,17 @@ def unmask_bytes(data: bytes, mapping: Mapping[bytes, bytes]) -> bytes:
 
 # A tail that may be the beginning of a masked id continuing in the next chunk.
 _PARTIAL_TAIL = re.compile(rb"(?:A|AW|AWS|AWS_[A-Z0-9_]*)\Z")
+_PARTIAL_TAIL_STR = re.compile(r"(?:A|AW|AWS|AWS_[A-Z0-9_]*)\Z")
 _MAX_ID = max(len(t) for t in TYPES) + 16
+
+
+def hold_back(text: str) -> tuple[str, str]:
+    """(safe, held): `held` is a tail of `text` that may be the start of a masked id that
+    continues in the next piece of a stream; `safe` can be unmasked now."""
+    m = _PARTIAL_TAIL_STR.search(text, max(0, len(text) - _MAX_ID))
+    if m is None:
+        return text, ""
+    return text[: m.start()], text[m.start() :]
 
 
 class StreamUnmasker:

@@ -8,7 +8,8 @@ masking canary can prove what left the gateway.
 Test knobs (request headers): `X-Mock-Chunk-Bytes: N` sends the reply in N-byte chunks
 (chunked encoding, no Content-Length), `X-Mock-Chunk-Delay-Ms: M` pauses between them, so
 masked ids split across response chunks; `"stream": true` in the body answers with Messages API
-server-sent events. `X-Mock-Status: 529` answers with that status and an API error body.
+server-sent events (`X-Mock-Delta-Chars: N` cuts the text into N-character deltas, so a masked
+id can be split across events). `X-Mock-Status: 529` answers with that status and an API error body.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ def extract_text(body: Any) -> str:
                 b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
             ]
     return "\n\n".join(texts)
+
+
+def _deltas(text: str, size: int) -> list[str]:
+    """Pieces of a streamed reply: `size` characters each, or words (with their trailing
+    space) when size is 0, like a model's tokens."""
+    if size > 0:
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+    words = text.split(" ")
+    return [w if i == len(words) - 1 else w + " " for i, w in enumerate(words)]
 
 
 def _fingerprint(value: str) -> str:
@@ -160,10 +170,7 @@ class MockUpstream:
                 "content_block": {"type": "text", "text": ""},
             },
         )
-        # Deltas end at whitespace, like word-sized tokens.
-        words = text.split(" ")
-        for i, word in enumerate(words):
-            piece = word if i == len(words) - 1 else word + " "
+        for piece in _deltas(text, int(req.headers.get("X-Mock-Delta-Chars", "0") or 0)):
             await event(
                 "content_block_delta",
                 {

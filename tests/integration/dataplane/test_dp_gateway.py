@@ -125,17 +125,27 @@ def test_masked_ids_split_across_response_chunks_are_unmasked(
         assert "content-length" not in resp.headers or resp.headers.get("transfer-encoding")
 
 
-def test_streaming_sse_reply_is_unmasked(gateway: GatewayProc) -> None:
-    resp = gateway.post(TEXT, stream=True)
+@pytest.mark.parametrize("delta_chars", ["0", "1", "2", "5"])
+def test_streaming_sse_reply_is_unmasked_even_with_ids_split_across_deltas(
+    gateway: GatewayProc, delta_chars: str
+) -> None:
+    resp = gateway.post(TEXT, stream=True, headers={"X-Mock-Delta-Chars": delta_chars})
     assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/event-stream")
     text = ""
+    names = []
     for block in resp.text.split("\n\n"):
         for line in block.splitlines():
             if line.startswith("data: "):
                 event = json.loads(line[6:])
+                names.append(event["type"])
                 if event.get("type") == "content_block_delta":
                     text += event["delta"]["text"]
     assert text == PREFIX + TEXT
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert names.index("content_block_stop") > max(
+        i for i, n in enumerate(names) if n == "content_block_delta"
+    )
 
 
 def test_mask_consistency_survives_a_gateway_restart(

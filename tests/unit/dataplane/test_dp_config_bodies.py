@@ -236,3 +236,56 @@ def test_property_any_chunking_unmasks_like_the_whole(cuts: list[int]) -> None:
     chunks = [STREAM[a:b] for a, b in itertools.pairwise(points)]
     assert _through_splitter(chunks) == unmask_bytes(STREAM, MAPPING)
     assert MASKED_ID_BYTES_RE.findall(STREAM)
+
+
+# --- SSE re-chunking ---------------------------------------------------------------------
+
+
+def _sse(deltas: list[str]) -> bytes:
+    events = [
+        {"type": "message_start", "message": {"id": "m"}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+        *(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}}
+            for d in deltas
+        ),
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_stop"},
+    ]
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+def _replay(raw: bytes, cuts: list[int]) -> tuple[str, list[str]]:
+    from kongmasker_dataplane.sse import SseRechunker
+
+    rechunker = SseRechunker()
+    points = [0, *sorted(cuts), len(raw)]
+    out = b"".join(
+        unmask_bytes(rechunker.feed(raw[a:b]), MAPPING) for a, b in itertools.pairwise(points)
+    )
+    out += unmask_bytes(rechunker.flush(), MAPPING)
+    text, kinds = "", []
+    for block in out.decode().split("\n\n"):
+        for line in block.splitlines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                kinds.append(event["type"])
+                if event["type"] == "content_block_delta":
+                    text += event["delta"]["text"]
+    return text, kinds
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=9),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+)
+def test_property_sse_ids_split_across_deltas_and_chunks_are_unmasked(
+    size: int, cuts: list[int]
+) -> None:
+    text = "see AWS_EC2_001, then AWS_S3_LOGS_BUCKET_002 and AWS_IAM_ROLE_1000 done AW"
+    raw = _sse([text[i : i + size] for i in range(0, len(text), size)])
+    got, kinds = _replay(raw, [c for c in cuts if c <= len(raw)])
+    assert got == unmask_bytes(text.encode(), MAPPING).decode()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert kinds[-2] == "content_block_stop"

@@ -285,6 +285,7 @@ class _Run:
             endpoints=endpoints(self.spec),
         )
         status.phase = Phase.PROGRESSING
+        st.keep_generation(status, self.obj.status)
         try:
             self.deps.status.patch_status(
                 self.obj.ref.namespace, self.obj.ref.name, status.to_dict()

@@ -7,6 +7,7 @@ metav1.Condition requires.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -231,6 +232,20 @@ def build(
         restarted_at=old_status.get("restartedAt"),
         last_reconcile=at,
     )
+
+
+def keep_generation(status: StackStatus, old_status: Mapping[str, Any]) -> None:
+    """For a progress report: only Progressing speaks for the new generation. Ready and
+    Degraded (and status.observedGeneration) keep the generation they were judged for, so
+    `observedGeneration == generation and Ready` means "this spec is Ready"."""
+    old_conditions = {c.get("type"): c for c in old_status.get("conditions") or []}
+    status.observed_generation = int(old_status.get("observedGeneration", 0) or 0)
+    for i, c in enumerate(status.conditions):
+        if c.type == ConditionType.PROGRESSING:
+            continue
+        before = old_conditions.get(c.type) or {}
+        generation = int(before.get("observedGeneration", 0) or 0)
+        status.conditions[i] = dataclasses.replace(c, observed_generation=generation)
 
 
 def transitions(old_status: Mapping[str, Any], new: StackStatus) -> list[EventNote]:

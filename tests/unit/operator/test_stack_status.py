@@ -78,3 +78,29 @@ def test_paused_keeps_ready() -> None:
 
 def test_health_is_falsy_when_not_ok() -> None:
     assert not Health(False, "x") and Health(True, "y")
+
+
+def test_progress_report_does_not_claim_the_new_generation() -> None:
+    old = {
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "AllComponentsHealthy",
+                "message": "m",
+                "observedGeneration": 1,
+                "lastTransitionTime": "2020-01-01T00:00:00Z",
+            },
+        ],
+    }
+    verdicts = st.progressing_verdicts(old["conditions"], Reason.STARTING, "backend: updating")
+    status = st.build(old_status=old, verdicts=verdicts, comps={}, generation=2, endpoints={})
+    st.keep_generation(status, old)
+    by_type = {c.type: c for c in status.conditions}
+    assert status.observed_generation == 1
+    assert (by_type["Ready"].status, by_type["Ready"].observed_generation) == ("True", 1)
+    assert (by_type["Progressing"].status, by_type["Progressing"].observed_generation) == (
+        "True",
+        2,
+    )

@@ -83,7 +83,10 @@ class Backend:
         )  # fmt: skip
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._count], client_max_size=16 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self._count],  # type: ignore[list-item]  # a bound method middleware
+            client_max_size=16 * 1024 * 1024,
+        )
         app.router.add_get("/health", self.handle_health)
         app.router.add_get("/health/ready", self.handle_ready)
         app.router.add_post("/analyze", self.handle_analyze)

@@ -81,8 +81,12 @@ class GatewaySettings:
         declarative = env.get("KONG_DECLARATIVE_CONFIG_STRING") or None
         path = env.get("KONG_DECLARATIVE_CONFIG")
         if declarative is None and path:
-            with open(path, encoding="utf-8") as fh:
-                declarative = fh.read()
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    declarative = fh.read()
+            except OSError as exc:
+                # Stay up and not ready: POST /config can still supply one.
+                log.error("cannot read KONG_DECLARATIVE_CONFIG %s: %s", path, exc.strerror)
         plugins_env = env.get("KONG_PLUGINS", f"bundled,{PLUGIN_NAME}")
         plugins = (PLUGIN_NAME,) if PLUGIN_NAME in plugins_env.split(",") else ()
         return cls(
@@ -148,7 +152,8 @@ class Gateway:
         old = self._stores
         self._stores = {}
         for masker in config.redis_settings():
-            self._stores[masker] = old.pop(masker, None) or RedisStore(_redis_settings(masker))
+            kept = old.pop(masker, None)
+            self._stores[masker] = kept if kept is not None else RedisStore(_redis_settings(masker))
         self.config = config
         self.last_error = None
         self.metrics.config_loads.labels("applied").inc()

@@ -77,16 +77,18 @@ class SseRechunker:
         index = data.get("index")
         if kind == "content_block_delta" and isinstance(index, int):
             delta = data.get("delta")
-            field = _DELTA_FIELDS.get(delta.get("type")) if isinstance(delta, dict) else None
-            if field is not None and isinstance(delta.get(field), str):  # type: ignore[union-attr]
-                key = (index, str(delta["type"]))  # type: ignore[index]
-                safe, held = hold_back(self._held.pop(key, "") + delta[field])  # type: ignore[index]
-                if held:
-                    self._held[key] = held
-                if not safe:
-                    return b""
-                delta[field] = safe  # type: ignore[index]
-                return _event("content_block_delta", data)
+            if isinstance(delta, dict):
+                delta_type = str(delta.get("type"))
+                field = _DELTA_FIELDS.get(delta_type)
+                if field is not None and isinstance(delta.get(field), str):
+                    key = (index, delta_type)
+                    safe, held = hold_back(self._held.pop(key, "") + delta[field])
+                    if held:
+                        self._held[key] = held
+                    if not safe:
+                        return b""
+                    delta[field] = safe
+                    return _event("content_block_delta", data)
         if kind == "content_block_stop" and isinstance(index, int):
             return self._release(index) + block + b"\n\n"
         return block + b"\n\n"

@@ -145,7 +145,7 @@ class RedisStore:
             values = await self._redis.mget([PREFIX + "map:" + i for i in ids])
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
-        return {i: v for i, v in zip(ids, values, strict=True) if v is not None}
+        return {i: str(v) for i, v in zip(ids, values, strict=True) if v is not None}
 
     async def ping(self) -> bool:
         try:

@@ -203,3 +203,16 @@ async def test_backend_auth_failures_are_counted_and_readiness_explains() -> Non
                 assert resp.status == 200
     finally:
         await server.drain()
+
+
+def test_declarative_config_file_is_read_and_a_missing_one_leaves_it_unready(
+    tmp_path: Any,
+) -> None:
+    conf = tmp_path / "kong.yml"
+    conf.write_text("_format_version: '3.0'\nservices: []\n")
+    settings = GatewaySettings.from_env({"KONG_DECLARATIVE_CONFIG": str(conf)})
+    assert settings.declarative is not None and "services" in settings.declarative
+    missing = GatewaySettings.from_env({"KONG_DECLARATIVE_CONFIG": str(tmp_path / "nope.yml")})
+    assert missing.declarative is None
+    listens = GatewaySettings.from_env({"KONG_PROXY_LISTEN": "0.0.0.0:9000 reuseport, [::]:9001"})
+    assert listens.proxy == ("0.0.0.0", 9000)

@@ -8,8 +8,8 @@ a Redis:
 * `aws_masker:cnt:<type>` -> last number handed out for the type (lower-case type)
 * `aws_masker:stats:<YYYYMMDD>` -> hash type -> identifiers masked that day
 
-Allocation is one Lua script per identifier (run in one pipeline per request), so two gateways
-masking the same original at the same time still agree on one masked id. Every use of a mapping
+Allocation is one Lua script call per request (atomic, one round trip), so two gateways masking
+the same original at the same time still agree on one masked id. Every use of a mapping
 refreshes its TTL, so ids in active use do not expire mid-conversation.
 
 `MemoryStore` has the same interface and serves the non-fail-secure fallback and unit tests.
@@ -42,16 +42,25 @@ __all__ = [
 
 PREFIX = "aws_masker:"
 
-# KEYS[1] = rev key, KEYS[2] = counter key. ARGV = type, original, ttl, map prefix.
+# One call masks every identifier of a request (one round trip, atomic).
+# KEYS = rev key, counter key for each item; ARGV = ttl, map-key prefix, stats key, then the
+# type (upper-case, for the id) and original of each item. Returns the masked ids in order.
 _ALLOCATE = """
-local masked = redis.call('GET', KEYS[1])
-if not masked then
-  local n = redis.call('INCR', KEYS[2])
-  masked = string.format('AWS_%s_%03d', ARGV[1], n)
+local ttl, map_prefix, stats = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+for i = 1, #KEYS / 2 do
+  local rev, cnt = KEYS[2 * i - 1], KEYS[2 * i]
+  local type_, original = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local masked = redis.call('GET', rev)
+  if not masked then
+    masked = string.format('AWS_%s_%03d', type_, redis.call('INCR', cnt))
+  end
+  redis.call('SET', rev, masked, 'EX', ttl)
+  redis.call('SET', map_prefix .. masked, original, 'EX', ttl)
+  redis.call('HINCRBY', stats, string.lower(type_), 1)
+  out[i] = masked
 end
-redis.call('SET', KEYS[1], masked, 'EX', ARGV[3])
-redis.call('SET', ARGV[4] .. masked, ARGV[2], 'EX', ARGV[3])
-return masked
+return out
 """
 
 
@@ -119,23 +128,20 @@ class RedisStore:
         pairs = list(dict.fromkeys(items))
         if not pairs:
             return {}
-        day = time.strftime("%Y%m%d", time.gmtime())
+        keys: list[str] = []
+        args: list[str | int] = [
+            self.settings.ttl,
+            PREFIX + "map:",
+            PREFIX + "stats:" + time.strftime("%Y%m%d", time.gmtime()),
+        ]
+        for type_, original in pairs:
+            keys += [rev_key(original), f"{PREFIX}cnt:{type_.lower()}"]
+            args += [type_, original]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for type_, original in pairs:
-                    await self._script(
-                        keys=[rev_key(original), f"{PREFIX}cnt:{type_.lower()}"],
-                        args=[type_, original, self.settings.ttl, PREFIX + "map:"],
-                        client=pipe,
-                    )
-                for type_, _original in pairs:
-                    pipe.hincrby(f"{PREFIX}stats:{day}", type_.lower(), 1)
-                results = await pipe.execute()
+            masked = await self._script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
-        return {
-            original: str(masked) for (_t, original), masked in zip(pairs, results, strict=False)
-        }
+        return {original: str(m) for (_t, original), m in zip(pairs, masked, strict=True)}
 
     async def lookup(self, masked_ids: Iterable[str]) -> dict[str, str]:
         ids = sorted(set(masked_ids))

@@ -34,7 +34,7 @@ class HealthSettings:
     gate_timeout: float = 90.0
     """Seconds a component may take to pass its health gate after a start or update."""
 
-    poll_interval: float = 0.5
+    poll_interval: float = 0.2
     """Seconds between two health probes while waiting on a gate."""
 
     probe_timeout: float = 3.0

@@ -7,6 +7,7 @@ ApiException is translated into kongmasker.errors here.
 from __future__ import annotations
 
 import base64
+import os
 from typing import Any, Protocol
 
 import kubernetes
@@ -35,7 +36,8 @@ class KubeClient:
         try:
             kubernetes.config.load_incluster_config()
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
+            # Read KUBECONFIG now: the library's default was fixed when it was imported.
+            kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
         self._core = kubernetes.client.CoreV1Api()
         self._custom = kubernetes.client.CustomObjectsApi()
 

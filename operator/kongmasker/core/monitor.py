@@ -59,6 +59,8 @@ class StackMonitor:
     canary_per_type_timing: bool = True
     stop_timeout: int = 10
     """Grace given to a hung container before Docker kills it on restart."""
+    probe_timeout: float = 3.0
+    """Timeout of the metrics reads (the probes carry their own)."""
     components: tuple[Component, ...] = START_ORDER
     clock: Callable[[], float] = time.monotonic
     watch: StackWatch = field(init=False)
@@ -84,7 +86,7 @@ class StackMonitor:
     ) -> TickResult:
         """One round; never raises for what the stack or the engine does wrong."""
         result = TickResult()
-        probe_round(self.watch, spec, probes, secrets, components=self.components)
+        answers = probe_round(self.watch, spec, probes, secrets, components=self.components)
         result.decisions = [d for d in self.watch.plan() if d.component in self.components]
         for decision in result.decisions:
             self._carry_out(decision, ref, runtime, result)
@@ -94,7 +96,11 @@ class StackMonitor:
             result.verdicts.append(
                 Verdict(ConditionType.DEGRADED, True, str(Reason.RESTART_BUDGET_EXHAUSTED), message)
             )
-        mirrored = mirror.mirror_stack(spec, self.namespace, self.name, self._mirror)
+        down = [c for c, a in answers.items() if not a.ok]
+        down += [c for c in (Component.KONG, Component.BACKEND) if c not in self.components]
+        mirrored = mirror.mirror_stack(
+            spec, self.namespace, self.name, self._mirror, timeout=self.probe_timeout, skip=down
+        )
         for comp, error in mirrored.errors.items():
             log.debug("metrics of %s/%s %s not mirrored: %s", ref.namespace, ref.name, comp, error)
         if self._canary_due():

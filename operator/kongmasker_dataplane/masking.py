@@ -202,7 +202,9 @@ def _ipv6_check(_text: str, m: re.Match[str]) -> bool:
     """Real IPv6 only: it must parse, and a compressed form needs three groups or a full
     4-digit group, so times (12:30:45), MACs and `::1`-style loopbacks stay."""
     value = m.group(0)
-    if value.count(":") < 2:
+    colons = value.count(":")
+    # Cheap rejections first (times like 12:30:45 are frequent): full form or `::` only.
+    if colons < 2 or ("::" not in value and colons != 7):
         return False
     try:
         ip = ipaddress.IPv6Address(value)

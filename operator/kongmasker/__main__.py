@@ -43,11 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     port = settings.operator.liveness_port
     liveness = args.liveness or (f"http://127.0.0.1:{port}/healthz" if port else None)
-    memo = kopf.Memo(settings=settings, deps=build_deps(settings))
+    watched = [] if args.all_namespaces else namespaces
+    memo = kopf.Memo(settings=settings, deps=build_deps(settings), namespaces=watched)
     kopf.run(
         standalone=True,
         clusterwide=args.all_namespaces or not namespaces,
-        namespaces=[] if args.all_namespaces else namespaces,
+        namespaces=watched,
         memo=memo,
         liveness_endpoint=liveness,
     )

@@ -9,10 +9,17 @@ import json
 import time
 from typing import Any
 
+import docker.errors
 import httpx
 import pytest
 import redis
-from tests.e2e.stack_env import REDIS_PASSWORD, StackEnv, epoch_ns, start_times
+from tests.e2e.stack_env import (
+    REDIS_PASSWORD,
+    StackEnv,
+    epoch_ns,
+    start_operator,
+    start_times,
+)
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -160,3 +167,32 @@ def test_restart_annotation_stops_and_starts_in_order(stack_env: StackEnv) -> No
         what="a later reconcile",
     )
     assert {c: v[0].id for c, v in env.by_component("rs").items()} == after
+
+
+def test_orphans_of_stacks_deleted_while_the_operator_was_down_are_removed(
+    stack_env: StackEnv,
+) -> None:
+    env = stack_env
+    env.apply("gone", env.spec("gone"))
+    env.wait_ready("gone")
+    ids = [c.id for c in env.containers("gone")]
+    assert env.operator is not None
+    env.operator.stop()
+    # Delete while no operator runs: drop the finalizer so the object really goes.
+    env.kubectl(
+        "patch",
+        "kms",
+        "gone",
+        "-n",
+        env.namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":[]}}',
+    )
+    env.kubectl("delete", "kms", "gone", "-n", env.namespace, "--ignore-not-found")
+    assert len(env.containers("gone")) == 4
+    env.operator = start_operator(env.namespace, env.tmp / "operator2.log")
+    wait_until(lambda: env.containers("gone") == [], timeout=120, what="orphans removed")
+    for cid in ids:
+        with pytest.raises(docker.errors.NotFound):
+            env.client.containers.get(cid)

@@ -64,6 +64,21 @@ class KubeClient:
             raise TransientError(f"reading {namespace}/{name}: HTTP {exc.status}") from exc
         return dict(obj)  # type: ignore[call-overload]
 
+    def list_stack_uids(self, namespaces: tuple[str, ...] = ()) -> set[str]:
+        """UIDs of every KongMaskerStack (in `namespaces`, or cluster-wide)."""
+        try:
+            if not namespaces:
+                found = self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+                items = found.get("items", [])  # type: ignore[attr-defined]
+            else:
+                items = []
+                for ns in namespaces:
+                    found = self._custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+                    items.extend(found.get("items", []))  # type: ignore[attr-defined]
+        except ApiException as exc:
+            raise TransientError(f"listing stacks: HTTP {exc.status}") from exc
+        return {str(i["metadata"]["uid"]) for i in items}
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
             self._custom.patch_namespaced_custom_object_status(

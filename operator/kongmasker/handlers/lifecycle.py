@@ -16,7 +16,9 @@ from kongmasker.adapters.probes import NetProbes
 from kongmasker.adapters.runtime import Runtime
 from kongmasker.api.vocabulary import FINALIZER, GROUP
 from kongmasker.config import Settings
+from kongmasker.core.orphans import sweep
 from kongmasker.core.reconcile import Deps
+from kongmasker.errors import TransientError
 
 
 class RuntimeCache:
@@ -69,3 +71,26 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 32
     settings.watching.server_timeout = 120
     metrics.serve(ours.metrics.addr)
+
+
+@kopf.on.startup()
+def sweep_orphans(
+    memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
+    """Containers of stacks deleted while the operator was away are stopped and removed."""
+    deps: Deps = memo["deps"]
+    kube: KubeClient = deps.secrets  # type: ignore[assignment]
+    namespaces = tuple(memo.get("namespaces") or ())
+    try:
+        runtime = deps.runtime_for(deps.settings.docker.default_url, None)
+        removed = sweep(
+            runtime,
+            lambda: kube.list_stack_uids(namespaces),
+            namespaces,
+            deps.settings.stop.grace_seconds,
+        )
+    except TransientError as exc:
+        logger.warning("orphan sweep skipped: %s", exc.message)
+        return
+    if removed:
+        logger.info("removed %d orphan container(s): %s", len(removed), ", ".join(removed))

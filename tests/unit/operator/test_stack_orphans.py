@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from tests.unit.operator.operator_fakes import SECRETS
+
+from kongmasker.api.vocabulary import Component
+from kongmasker.core.orphans import sweep
+from kongmasker.core.render import StackRef, render_stack
+
+pytestmark = pytest.mark.unit
+
+
+def test_only_containers_of_gone_stacks_in_scope_are_removed(ref, spec, runtime) -> None:  # type: ignore[no-untyped-def]
+    live = render_stack(ref, spec, SECRETS, 20)[Component.REDIS].container
+    gone = render_stack(StackRef("default", "old", "uid-gone"), spec, SECRETS, 20)
+    elsewhere = render_stack(StackRef("other", "x", "uid-gone-2"), spec, SECRETS, 20)
+    runtime.create_container(live)
+    orphan = runtime.create_container(gone[Component.KONG].container)
+    runtime.start_container(orphan.id)
+    runtime.create_container(elsewhere[Component.KONG].container)
+    unmanaged = dict(gone[Component.NGINX].container.labels)
+    del unmanaged["app.kubernetes.io/managed-by"]
+    runtime.create_container(replace(gone[Component.NGINX].container, labels=unmanaged))
+
+    listed: list[str] = []
+
+    def uids() -> set[str]:
+        listed.append("stacks")
+        return {"uid-1"}
+
+    removed = sweep(runtime, uids, namespaces=("default",))
+    assert removed == ["km-default-old-kong"]
+    assert ("stop", "km-default-old-kong") in runtime.log  # graceful: stop before remove
+    names = {c.name for c in runtime.containers.values()}
+    assert names == {"km-default-demo-redis", "km-other-x-kong", "km-default-old-nginx"}
+    assert listed == ["stacks"]

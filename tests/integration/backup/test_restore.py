@@ -82,6 +82,13 @@ def filled(redis_stack: RedisStack) -> RedisStack:
     return redis_stack
 
 
+@pytest.fixture
+def small(redis_stack: RedisStack) -> RedisStack:
+    """Refusal and rollback paths do not depend on size: 20k mappings keep them quick."""
+    fill_mappings(redis_stack.client, 20_000)
+    return redis_stack
+
+
 def test_restore_after_changes_brings_back_every_key_value_and_ttl(filled, tmp_path):
     store = DirectoryStore(tmp_path)
     before = snapshot_keys(filled.client)
@@ -114,34 +121,34 @@ def test_restore_into_a_new_stack(filled, runtime, tmp_path):
         other.remove()
 
 
-def test_invalid_backup_is_refused_and_the_stack_is_untouched(filled, tmp_path):
+def test_invalid_backup_is_refused_and_the_stack_is_untouched(small, tmp_path):
     store = DirectoryStore(tmp_path)
-    where = take_backup(filled, store)
-    change_data(filled.client)
+    where = take_backup(small, store)
+    change_data(small.client)
     rdb = tmp_path / where / RDB_PATH
     rdb.write_bytes(rdb.read_bytes()[:-100])  # truncated
-    info = filled.runtime.get_container(filled.target.redis_container)
-    before, files = snapshot_keys(filled.client), redis_files(filled)
+    info = small.runtime.get_container(small.target.redis_container)
+    before, files = snapshot_keys(small.client), redis_files(small)
     with pytest.raises(RestoreRefused, match="truncated"):
-        restore(filled, store, where).run()
-    after = filled.runtime.get_container(filled.target.redis_container)
+        restore(small, store, where).run()
+    after = small.runtime.get_container(small.target.redis_container)
     assert after.running and after.started_at == info.started_at  # never stopped
-    assert snapshot_keys(filled.client) == before
-    assert redis_files(filled) == files
+    assert snapshot_keys(small.client) == before
+    assert redis_files(small) == files
 
 
-def test_failing_health_gate_after_restore_puts_the_previous_data_back(filled, tmp_path):
+def test_failing_health_gate_after_restore_puts_the_previous_data_back(small, tmp_path):
     """A 'kong' container that runs but never passes Kong's gate: restore stops it, swaps
     the data, starts it again, the gate fails, and the restore must roll back."""
     store = DirectoryStore(tmp_path)
-    where = take_backup(filled, store)
-    change_data(filled.client)
-    before = snapshot_keys(filled.client)
-    runtime, ref = filled.runtime, filled.target.ref
+    where = take_backup(small, store)
+    change_data(small.client)
+    before = snapshot_keys(small.client)
+    runtime, ref = small.runtime, small.target.ref
     kong = runtime.create_container(
         ContainerSpec(
             name=ref.container_name(Component.KONG),
-            image=filled.target.spec.redis.image,
+            image=small.target.spec.redis.image,
             labels=labels("test-fake-kong"),
             command=("--port", "0"),
         )
@@ -149,11 +156,11 @@ def test_failing_health_gate_after_restore_puts_the_previous_data_back(filled, t
     runtime.start_container(kong.id)
     try:
         with pytest.raises(RestoreFailed) as failed:
-            restore(filled, store, where).run()
+            restore(small, store, where).run()
         assert failed.value.rolled_back, failed.value.message
         assert "kong did not pass its health gate" in failed.value.message
-        assert snapshot_keys(filled.client) == before
-        assert PREVIOUS.rsplit("/", 1)[1] not in redis_files(filled)
+        assert snapshot_keys(small.client) == before
+        assert PREVIOUS.rsplit("/", 1)[1] not in redis_files(small)
     finally:
         runtime.remove_container(kong.id, force=True)
 
@@ -179,17 +186,17 @@ class FailingStart:
         self.inner.start_container(container_id)
 
 
-def test_engine_failure_mid_restore_rolls_back(filled, tmp_path):
+def test_engine_failure_mid_restore_rolls_back(small, tmp_path):
     store = DirectoryStore(tmp_path)
-    where = take_backup(filled, store)
-    change_data(filled.client)
-    before = snapshot_keys(filled.client)
-    redis_id = filled.runtime.get_container(filled.target.redis_container).id
-    faulty = FailingStart(filled.runtime, redis_id)
+    where = take_backup(small, store)
+    change_data(small.client)
+    before = snapshot_keys(small.client)
+    redis_id = small.runtime.get_container(small.target.redis_container).id
+    faulty = FailingStart(small.runtime, redis_id)
     with pytest.raises(RestoreFailed) as failed:
-        restore(filled, store, where, runtime=faulty).run()
+        restore(small, store, where, runtime=faulty).run()
     assert faulty.failed and failed.value.rolled_back
-    wait_until(filled.client.ping, timeout=30, what="Redis after rollback")
-    assert snapshot_keys(filled.client) == before
+    wait_until(small.client.ping, timeout=30, what="Redis after rollback")
+    assert snapshot_keys(small.client) == before
     manifest = json.loads((Path(tmp_path) / where / "manifest.json").read_text())
     assert manifest["redis"]["keys"] != len(before)  # the backup really differed

@@ -94,6 +94,21 @@ def test_masks_request_stores_mapping_with_ttl_and_unmasks_reply(
     assert gateway.metric("kongmasker_gateway_masked_identifiers_total", 'type="EC2"') >= 1
 
 
+def test_logs_never_hold_unmasked_text(gateway: GatewayProc) -> None:
+    gateway.post(TEXT)
+    logs = gateway.container.logs().decode()
+    assert "masked {" in logs  # it does log, by type and count only
+    for raw in RAW_IDS:
+        assert raw not in logs
+    assert "dp-test-" not in logs  # nor the Redis password
+
+
+def test_unknown_masked_ids_pass_through_and_count_as_misses(gateway: GatewayProc) -> None:
+    before = gateway.metric("kongmasker_gateway_unmask_misses_total")
+    assert reply_text(gateway.post("what is AWS_EC2_987654?")) == PREFIX + "what is AWS_EC2_987654?"
+    assert gateway.metric("kongmasker_gateway_unmask_misses_total") == before + 1
+
+
 def test_same_original_same_masked_id_across_requests(gateway: GatewayProc, mock: Mock) -> None:
     gateway.post("first i-0aaaaaaaaaaaaaaa1 then")
     first = last_upstream_text(mock).split()[1]

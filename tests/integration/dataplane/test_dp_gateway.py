@@ -275,3 +275,27 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(
     assert reply_text(result["resp"]).endswith("i-1234567890abcdef0")
     gw.container.reload()
     assert gw.container.attrs["State"]["ExitCode"] == 0
+
+
+def test_two_gateways_on_one_redis_agree_on_new_ids_under_concurrency(
+    gateway_factory: Any, mock: Mock, redis_server: RedisServer
+) -> None:
+    config = kong_config(mock.url, redis_server.port)
+    gateways = [gateway_factory(config), gateway_factory(config)]
+    fresh = [f"i-0{n:016x}" for n in range(0xC0FFEE, 0xC0FFEE + 6)]
+    text = "concurrent " + " ".join(fresh)
+    results: list[httpx.Response] = []
+
+    def send(gw: GatewayProc) -> None:
+        results.append(gw.post(text))
+
+    threads = [threading.Thread(target=send, args=(gw,)) for gw in gateways * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.status_code for r in results] == [200] * 6
+    seen = {r["messages"][0]["content"] for r in mock.requests()[-6:]}
+    assert len(seen) == 1, seen  # every request got the same six masked ids
+    masked = seen.pop().split()[1:]
+    assert len(set(masked)) == 6 and all(m.startswith("AWS_EC2_") for m in masked)

@@ -162,3 +162,11 @@ def test_property_upstream_never_sees_raw_ids_and_client_gets_original(
         assert value not in sent
     reply = "".join(b["text"] for b in resp.json()["content"])
     assert reply == "Mock analysis of your request. You wrote:\n" + text
+
+
+def test_backend_drains_on_sigterm_and_exits_zero(backend_url: str, containers: Containers) -> None:
+    (backend,) = [c for c in containers.started if c.name.startswith("dp-backend-")]
+    backend.stop(timeout=20)
+    backend.reload()
+    assert backend.attrs["State"]["ExitCode"] == 0
+    assert "stop requested: draining" in backend.logs().decode()

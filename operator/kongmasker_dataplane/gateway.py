@@ -238,7 +238,7 @@ class Gateway:
         )
 
     async def handle_status(self, _req: web.Request) -> web.Response:
-        redis_ok = [await s.ping() for s in self._stores.values()]
+        redis_ok = [await _ping(s) for s in self._stores.values()]
         return _json(
             {
                 "database": {"reachable": True},
@@ -408,7 +408,9 @@ class Gateway:
         url = service.base_url + path + (f"?{query}" if query else "")
         headers = {k: v for k, v in req.headers.items() if k.lower() not in _REQUEST_DROP}
         headers["Accept-Encoding"] = "identity"
-        headers["X-Forwarded-For"] = req.remote or ""
+        forwarded = req.headers.get("X-Forwarded-For")
+        remote = req.remote or ""
+        headers["X-Forwarded-For"] = f"{forwarded}, {remote}" if forwarded else remote
         headers["X-Forwarded-Proto"] = req.scheme
         headers["X-Forwarded-Host"] = req.host
         t_up = time.perf_counter()
@@ -486,6 +488,15 @@ class Gateway:
             self.metrics.unmask_misses.inc(misses)
         self.metrics.unmasked.inc(len(found))
         return unmask_bytes(data, {k.encode(): v.encode() for k, v in found.items()})
+
+
+async def _ping(store: MappingStore) -> bool:
+    """A store ping bounded well under the HEALTHCHECK timeout: /status must answer even when
+    Redis hangs (it reports `redis_reachable: false` then)."""
+    try:
+        return await asyncio.wait_for(store.ping(), timeout=0.5)
+    except TimeoutError:
+        return False
 
 
 def _uses_plugin(data: dict[str, Any]) -> bool:

@@ -229,3 +229,10 @@ def test_property_no_raw_identifier_survives_and_unmask_restores(
     for value in embedded:
         assert value not in result.text
     assert unmask(result.text, result.mapping) == text
+
+
+def test_the_module_docstring_example_holds() -> None:
+    import doctest
+
+    result = doctest.testmod(masking)
+    assert result.attempted >= 3 and result.failed == 0

@@ -299,3 +299,20 @@ def test_two_gateways_on_one_redis_agree_on_new_ids_under_concurrency(
     assert len(seen) == 1, seen  # every request got the same six masked ids
     masked = seen.pop().split()[1:]
     assert len(set(masked)) == 6 and all(m.startswith("AWS_EC2_") for m in masked)
+
+
+def test_mappings_expire_after_mapping_ttl(
+    gateway_factory: Any, mock: Mock, redis_server: RedisServer
+) -> None:
+    gw = gateway_factory(kong_config(mock.url, redis_server.port, mapping_ttl=1))
+    gw.post("short-lived snap-066877671789bd71b")
+    masked = last_upstream_text(mock).split()[1]
+    r = redis_server.client()
+    assert 0 < r.ttl(f"aws_masker:map:{masked}") <= 1
+    wait_until(lambda: not r.exists(f"aws_masker:map:{masked}"), timeout=15, what="mapping expiry")
+    # The id is no longer known: it comes back masked (a miss), never as something else.
+    assert reply_text(gw.post(f"and {masked}")) == PREFIX + f"and {masked}"
+    # The original masks again, to a new number (counters never go back).
+    gw.post("short-lived snap-066877671789bd71b")
+    again = last_upstream_text(mock).split()[1]
+    assert again.startswith("AWS_SNAPSHOT_") and again != masked

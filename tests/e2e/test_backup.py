@@ -316,6 +316,16 @@ def test_damaged_backup_is_refused_and_the_stack_is_untouched(
     env.backup(name, "delta")
     assert env.wait_phase(name, ("Validated", "Invalid", "Failed"))["phase"] == "Validated"
     tamper(env.files("delta", name))
+    # Asked to validate again (annotation), the backup reports itself Invalid with the reason.
+    env.kubectl("annotate", "stackbackup", name, "-n", env.namespace,
+                f"backup.kongmasker.io/validate-requested-at={name}-1")  # fmt: skip
+    checked = wait_until(
+        lambda: (s := env.status(name)).get("validation", {}).get("requestedAt") == f"{name}-1"
+        and s.get("phase") in ("Validated", "Invalid") and s,
+        timeout=120, what="re-validation",
+    )  # fmt: skip
+    assert checked["phase"] == "Invalid", checked
+    assert reason in checked["failureReason"] or reason == checked["validation"]["reason"]
     env.redis("delta").set("aws_masker:map:AFTER_BACKUP", "kept", ex=3600)
     before, containers = snapshot_keys(env.redis("delta")), env.containers("delta")
 

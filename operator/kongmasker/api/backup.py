@@ -32,6 +32,11 @@ LABEL_SCHEDULE: Final = "kongmasker.io/schedule"
 LABEL_BACKUP_STACK: Final = "kongmasker.io/stack"
 """On every StackBackup the operator creates: the stack's name (for label selectors)."""
 
+VALIDATE_ANNOTATION: Final = "backup.kongmasker.io/validate-requested-at"
+"""On a Backup: set it to any new value (e.g. a timestamp) to validate the stored backup again.
+Not under `kongmasker.io/`: kopf's progress storage uses that prefix and hides such
+annotations from change detection."""
+
 DEFAULT_DIRECTORY: Final = "/var/lib/kongmasker/backups"
 MANIFEST_NAME: Final = "manifest.json"
 FORMAT_VERSION: Final = 1

@@ -1,6 +1,7 @@
 """StackBackup handlers: one per request type, each delegating to kongmasker.core.backup.
 
-* type Backup:   on create (and on resume, for one interrupted by an operator restart).
+* type Backup:   on create (and on resume, for one interrupted by an operator restart);
+                 validated again when its `backup.kongmasker.io/validate-requested-at` changes.
 * type Restore:  the same; it waits (kopf retry) while the source backup is still running,
                  and holds the stack's reconcile lock while the stack's data is swapped.
 * type Schedule: a timer; each tick creates the due backup and applies retention.
@@ -17,7 +18,7 @@ from typing import Any
 import kopf
 
 from kongmasker.adapters.backup_kube import KubeBackupApi
-from kongmasker.api.backup import BACKUP_PLURAL, BackupType
+from kongmasker.api.backup import BACKUP_PLURAL, VALIDATE_ANNOTATION, BackupType
 from kongmasker.api.vocabulary import GROUP, VERSION
 from kongmasker.core.backup import controller as core
 from kongmasker.core.status import EventNote
@@ -70,6 +71,23 @@ def backup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         _post(body, core.run_backup(core.BackupObject.from_body(body), _deps(memo)))
     except NotFound:
         return  # the object was deleted meanwhile
+
+
+@kopf.on.field(
+    GROUP,
+    VERSION,
+    BACKUP_PLURAL,
+    field=("metadata", "annotations", VALIDATE_ANNOTATION),
+    when=_is(BackupType.BACKUP),
+)
+def revalidate(body: kopf.Body, new: Any, memo: kopf.Memo, **_: Any) -> None:
+    """Validate a stored backup again when its validate annotation gets a new value."""
+    if not new:
+        return
+    try:
+        _post(body, core.revalidate(core.BackupObject.from_body(body), _deps(memo), str(new)))
+    except NotFound:
+        return
 
 
 @kopf.on.resume(GROUP, VERSION, BACKUP_PLURAL, when=_is(BackupType.RESTORE))

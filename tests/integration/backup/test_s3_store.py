@@ -131,3 +131,38 @@ def test_backup_validate_restore_through_s3(
     store.put(f"{where}/{RDB_PATH}", store.get(f"{where}/{RDB_PATH}")[:-10])
     verdict = validate_backup(redis_stack.runtime, store, where)
     assert not verdict.valid and "truncated" in verdict.message
+
+
+class _Secrets:
+    """Secret values as the operator's SecretReader returns them (the Kubernetes API is
+    exercised by the e2e tests; here only the Secret -> S3 store wiring is under test)."""
+
+    def __init__(self, data: dict[str, dict[str, bytes]]) -> None:
+        self.data = data
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
+        if name not in self.data:
+            raise NotFound(f"Secret {namespace}/{name} not found")
+        return self.data[name]
+
+
+def test_store_from_a_storage_spec_and_its_secret(s3: S3Server, bucket: str) -> None:
+    from kongmasker.api.backup import StorageSpec
+    from kongmasker.core.backup.controller import make_store
+    from kongmasker.errors import InvalidSpec
+
+    spec = StorageSpec.from_dict(
+        {"s3": {"bucket": bucket, "endpoint": s3.endpoint, "prefix": "/p/",
+                "credentialsSecretRef": {"name": "creds"}}}
+    )  # fmt: skip
+    secrets = _Secrets(
+        {"creds": {"AWS_ACCESS_KEY_ID": ACCESS.encode(), "AWS_SECRET_ACCESS_KEY": SECRET.encode()}}
+    )
+    store = make_store(spec, "ns", secrets)
+    store.put("a/b", b"c")
+    assert store.url("a/b") == f"s3://{bucket}/p/a/b"
+    assert s3.store(bucket).get("p/a/b") == b"c"
+    with pytest.raises(InvalidSpec, match="missing"):
+        make_store(spec, "ns", _Secrets({}))
+    with pytest.raises(InvalidSpec, match="AWS_SECRET_ACCESS_KEY"):
+        make_store(spec, "ns", _Secrets({"creds": {"AWS_ACCESS_KEY_ID": b"x"}}))

@@ -40,7 +40,7 @@ from kongmasker.api.backup import (
     StorageSpec,
     human_size,
 )
-from kongmasker.api.spec import StackSpec
+from kongmasker.api.spec import DEFAULT_IMAGES, StackSpec
 from kongmasker.api.vocabulary import GROUP, VERSION
 from kongmasker.config import Settings
 from kongmasker.core import preflight
@@ -282,8 +282,35 @@ def run_backup(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     return book.events
 
 
+def revalidate(obj: BackupObject, deps: BackupDeps, requested: str) -> list[EventNote]:
+    """Validate a finished backup again on request (annotation value `requested`)."""
+    book = StatusBook(obj, deps.api)
+    validation = obj.status.get("validation") or {}
+    finished = (BackupPhase.VALIDATED, BackupPhase.INVALID, BackupPhase.COMPLETED)
+    if obj.status.get("phase") not in finished or validation.get("requestedAt") == requested:
+        return []
+    spec = BackupSpec.from_dict(obj.spec)
+    try:
+        ctx = stack_context(obj.namespace, spec.stack_name, deps)
+        runtime, image = ctx.runtime, ctx.target.spec.redis.image
+    except KongMaskerError:
+        # The stack may be gone: its backups can still be checked on the default engine.
+        runtime = deps.runtime_for(deps.settings.docker.default_url, None)
+        image = DEFAULT_IMAGES["redis"]
+    store = deps.store_for(spec.storage, obj.namespace, deps.secrets)
+    where = backup_location(obj.namespace, spec.stack_name, obj.name)
+    validate_into(book, runtime, store, where, spec.stack_name, image, requested=requested)
+    return book.events
+
+
 def validate_into(
-    book: StatusBook, runtime: Runtime, store: BackupStore, where: str, stack: str, image: str
+    book: StatusBook,
+    runtime: Runtime,
+    store: BackupStore,
+    where: str,
+    stack: str,
+    image: str,
+    requested: str = "",
 ) -> bool:
     """Validate and record the verdict (phase Validated or Invalid, condition, metrics)."""
     ns = book.obj.namespace
@@ -291,18 +318,21 @@ def validate_into(
     metrics.BACKUP_ATTEMPTS.labels(ns, stack, "validate").inc()
     verdict = validate_backup(runtime, store, where, image=image)
     record = {
+        "requestedAt": requested or None,
         "time": now_iso(),
         "valid": verdict.valid,
         "reason": str(verdict.reason),
         "message": verdict.message,
         "durationSeconds": round(verdict.seconds, 3),
     }
+    record = {k: v for k, v in record.items() if v is not None}
     ok = (verdict.valid, str(verdict.reason), verdict.message)
     if verdict.valid:
         _observe_success(ns, stack, "validate", verdict.seconds)
         book.set(
             phase=BackupPhase.VALIDATED,
             validation=record,
+            failureReason="",
             conditions={
                 BackupCondition.VALIDATED: ok,
                 BackupCondition.DEGRADED: (False, BackupReason.AS_EXPECTED, "valid"),
@@ -356,7 +386,11 @@ def run_restore(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     assert source is not None
     phase = (source.get("status") or {}).get("phase")
     if phase == BackupPhase.INVALID:
-        message = f"backup {source_name} is Invalid: {source['status'].get('failureReason', '')}"
+        found = source["status"].get("validation") or {}
+        message = (
+            f"backup {source_name} is Invalid ({found.get('reason', 'unknown')}): "
+            f"{source['status'].get('failureReason', '')}"
+        )
         book.fail("restore", stack, RestoreRefused(message), BackupPhase.INVALID)
         return book.events
     if phase not in (BackupPhase.COMPLETED, BackupPhase.VALIDATED):

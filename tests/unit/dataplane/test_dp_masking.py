@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -236,3 +237,24 @@ def test_the_module_docstring_example_holds() -> None:
 
     result = doctest.testmod(masking)
     assert result.attempted >= 3 and result.failed == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(max_size=300),
+        # Characters identifiers are made of, to stress boundaries and overlaps.
+        st.text(alphabet="aimvsnpfgtu-0123456789abcdefABCDEFZEK:./ \n_sarnwk", max_size=300),
+    )
+)
+def test_property_any_text_masks_without_error_and_round_trips(text: str) -> None:
+    from hypothesis import assume
+
+    assume(not masking.MASKED_ID_RE.search(text))
+    result = mask(text)
+    spans = [(f.start, f.end) for f in result.findings]
+    assert spans == sorted(spans)
+    bounds = [*spans, (len(text), len(text))]
+    # Each finding is non-empty and ends before the next one starts (no overlaps).
+    assert all(a < b <= c for (a, b), (c, _) in itertools.pairwise(bounds))
+    assert unmask(result.text, result.mapping) == text

@@ -1,0 +1,152 @@
+"""The StackBackup controller's schedule and status logic, on in-memory fakes of the
+Kubernetes API and a directory store (no engine is needed for these paths)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from kongmasker.adapters.storage import DirectoryStore
+from kongmasker.config import Settings
+from kongmasker.core.backup import controller as core
+from kongmasker.errors import NotFound
+
+pytestmark = pytest.mark.unit
+T0 = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+
+
+class FakeApi:
+    """StackBackup objects in a dict; status patches replace status like the API does."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+
+    def get_backup(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get(name)
+
+    def list_backups(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        key, value = label_selector.split("=")
+        return [
+            o for o in self.objects.values() if o["metadata"].get("labels", {}).get(key) == value
+        ]
+
+    def create_backup(self, namespace: str, body: dict[str, Any]) -> bool:
+        name = body["metadata"]["name"]
+        if name in self.objects:
+            return False
+        body["metadata"].setdefault("creationTimestamp", core.now_iso(T0))
+        self.objects[name] = body
+        return True
+
+    def delete_backup(self, namespace: str, name: str) -> None:
+        self.objects.pop(name, None)
+
+    def patch_backup_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if name not in self.objects:
+            raise NotFound(name)
+        self.objects[name]["status"] = dict(status)
+
+
+def deps(api: FakeApi, root) -> core.BackupDeps:
+    def no(*_: Any) -> Any:
+        raise AssertionError("not used on this path")
+
+    return core.BackupDeps(
+        runtime_for=no, secrets=no, stacks=no, api=api, probes=no, settings=Settings(),
+        store_for=lambda storage, ns, secrets: DirectoryStore(root),
+    )  # fmt: skip
+
+
+def schedule(api: FakeApi, cron: str = "0 * * * *", **retention: Any) -> core.BackupObject:
+    body = {
+        "metadata": {"name": "nightly", "namespace": "ns", "uid": "u1", "generation": 1,
+                     "creationTimestamp": core.now_iso(T0 - dt.timedelta(minutes=1))},
+        "spec": {"stackRef": {"name": "demo"}, "type": "Schedule",
+                 "schedule": {"cron": cron, "retention": retention}},
+    }  # fmt: skip
+    api.objects["nightly"] = body
+    return core.BackupObject.from_body(body)
+
+
+def tick(api: FakeApi, root, at: dt.datetime) -> list[str]:
+    obj = core.BackupObject.from_body(api.objects["nightly"])
+    return [e.reason for e in core.tick_schedule(obj, deps(api, root), at)]
+
+
+def test_schedule_creates_one_child_per_cron_time(tmp_path):
+    api = FakeApi()
+    schedule(api)
+    assert tick(api, tmp_path, T0 + dt.timedelta(minutes=5)) == ["BackupCreated"]
+    child = api.objects["nightly-20261126120000"]
+    assert child["spec"]["type"] == "Backup" and child["spec"]["stackRef"] == {"name": "demo"}
+    assert child["metadata"]["labels"]["kongmasker.io/schedule"] == "nightly"
+    assert child["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    status = api.objects["nightly"]["status"]
+    assert status["phase"] == "Scheduled"
+    assert status["nextScheduleTime"] == "2026-11-26T13:00:00Z"
+    assert tick(api, tmp_path, T0 + dt.timedelta(minutes=6)) == []  # same time: nothing new
+
+
+def test_retention_deletes_objects_and_files_but_keeps_newest_validated(tmp_path):
+    api = FakeApi()
+    schedule(api, keepLast=1)
+    store = DirectoryStore(tmp_path)
+    parent = core.BackupObject.from_body(api.objects["nightly"])
+    parent_spec = core.BackupSpec.from_dict(parent.spec)
+    for i, phase in enumerate(["Validated", "Failed", "Failed"]):
+        at = T0 + dt.timedelta(hours=i)
+        api.create_backup("ns", core.child_body(parent, parent_spec, at))
+        name = f"nightly-{at:%Y%m%d%H%M%S}"
+        api.objects[name]["metadata"]["creationTimestamp"] = core.now_iso(at)
+        api.objects[name]["status"] = {"phase": phase}
+        store.put(f"ns/demo/{name}/manifest.json", b"{}")
+        store.put(f"ns/demo/{name}/redis/dump.rdb", b"REDIS")
+    api.objects["nightly"]["status"] = {
+        "lastScheduleTime": core.now_iso(T0 + dt.timedelta(hours=2))
+    }
+    events = tick(api, tmp_path, T0 + dt.timedelta(hours=2, minutes=30))
+    assert events == ["RetentionDeleted"]
+    assert set(api.objects) == {"nightly", "nightly-20261126120000", "nightly-20261126140000"}
+    assert not (tmp_path / "ns/demo/nightly-20261126130000").exists()
+    assert (tmp_path / "ns/demo/nightly-20261126120000/manifest.json").exists()
+    status = api.objects["nightly"]["status"]
+    assert status["lastSuccessfulBackup"] == "nightly-20261126120000"
+    assert status["backups"] == ["nightly-20261126140000", "nightly-20261126120000"]
+
+
+def test_invalid_cron_fails_once_with_the_reason(tmp_path):
+    api = FakeApi()
+    schedule(api, cron="61 * * * *")
+    assert tick(api, tmp_path, T0) == ["InvalidSchedule"]
+    status = api.objects["nightly"]["status"]
+    assert status["phase"] == "Failed" and "61 * * * *" in status["failureReason"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "InvalidSchedule"
+    assert tick(api, tmp_path, T0 + dt.timedelta(seconds=5)) == []  # no Event storm
+
+
+def test_suspended_schedule_creates_nothing(tmp_path):
+    api = FakeApi()
+    schedule(api)
+    api.objects["nightly"]["spec"]["schedule"]["suspend"] = True
+    assert tick(api, tmp_path, T0 + dt.timedelta(hours=3)) == []
+    assert set(api.objects) == {"nightly"}
+    assert api.objects["nightly"]["status"]["phase"] == "Scheduled"
+
+
+def test_status_book_keeps_transition_time_while_status_is_unchanged():
+    api = FakeApi()
+    obj = schedule(api)
+    book = core.StatusBook(obj, api)
+    book.set(conditions={"Validated": (True, "ValidationPassed", "ok")})
+    first = api.objects["nightly"]["status"]["conditions"][0]["lastTransitionTime"]
+    book.status["conditions"][0]["lastTransitionTime"] = "2000-01-01T00:00:00Z"
+    book.set(conditions={"Validated": (True, "ValidationPassed", "still ok")})
+    kept = api.objects["nightly"]["status"]["conditions"][0]
+    assert kept["lastTransitionTime"] == "2000-01-01T00:00:00Z" and kept["message"] == "still ok"
+    book.set(conditions={"Validated": (False, "ChecksumMismatch", "bad")})
+    flipped = api.objects["nightly"]["status"]["conditions"][0]
+    assert flipped["lastTransitionTime"] != "2000-01-01T00:00:00Z" and first
+    assert api.objects["nightly"]["status"]["observedGeneration"] == 1

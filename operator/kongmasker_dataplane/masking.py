@@ -143,14 +143,21 @@ def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
     """(start, end, priority, type) for every rule's candidate that passes its check."""
     # Lower-case ASCII only, so that indexes stay those of `text`.
     low = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    n = len(text)
     for rule in RULES:
-        if rule.at_anchor:
-            yield from _at_anchors(rule, text, low)
-        elif rule.anchors:
-            for a, b in _windows(low, rule):
-                yield from _scan(rule, text, a, b)
-        else:
-            yield from _scan(rule, text, 0, len(text))
+        # The skips matter for the many short strings of a JSON body ("model", "user", ...).
+        if n < rule.min_length:
+            continue
+        if rule.anchors:
+            if not any(a in low for a in rule.anchors):
+                continue
+            if rule.at_anchor:
+                yield from _at_anchors(rule, text, low)
+            else:
+                for a, b in _windows(low, rule):
+                    yield from _scan(rule, text, a, b)
+        elif rule.needle is None or rule.needle in text:
+            yield from _scan(rule, text, 0, n)
 
 
 def find(text: str) -> list[Finding]:

@@ -41,6 +41,9 @@ class Rule:
     not_after: re.Pattern[str] | None = None
     # The pattern starts with its anchor (context phrases): it is tried only right there.
     at_anchor: bool = False
+    # Cheap skips before any regex runs: a substring every match contains, a shortest match.
+    needle: str | None = None
+    min_length: int = 1
 
 
 # --- building blocks ---------------------------------------------------------------------
@@ -238,6 +241,8 @@ def _build_rules() -> list[Rule]:
                 _r(rf"{prefix}-(?:[0-9a-fA-F]{{17}}|[0-9a-fA-F]{{8}})(?![\w-])"),
                 priority=20,
                 not_after=_WORD_OR_DASH,
+                needle=f"{prefix}-",
+                min_length=len(prefix) + 9,
             )
         )
     rules += [
@@ -472,6 +477,7 @@ def _build_rules() -> list[Rule]:
             _r(r"[A-Za-z0-9/+=]{40,}+"),
             check=_secret_key_check,
             priority=60,
+            min_length=40,
         ),
         Rule(
             "ROUTE53_ZONE",
@@ -479,6 +485,8 @@ def _build_rules() -> list[Rule]:
             check=_has_digit,
             priority=60,
             not_after=_WORD_OR_DASH,
+            needle="Z",
+            min_length=13,
         ),
         Rule(
             "CLOUDFRONT",
@@ -486,6 +494,8 @@ def _build_rules() -> list[Rule]:
             check=_has_digit,
             priority=60,
             not_after=_WORD_OR_DASH,
+            needle="E",
+            min_length=13,
         ),
         Rule(
             "LOG_GROUP",
@@ -501,6 +511,8 @@ def _build_rules() -> list[Rule]:
             check=_ipv6_check,
             priority=70,
             not_after=re.compile(r"[\w:.]"),
+            needle=":",
+            min_length=6,
         ),
         Rule(
             "PUBLIC_IP",
@@ -509,6 +521,8 @@ def _build_rules() -> list[Rule]:
             classify=lambda m: "PRIVATE_IP" if _is_private(m.group(0)) else "PUBLIC_IP",
             priority=70,
             not_after=re.compile(r"[\w.]"),
+            needle=".",
+            min_length=7,
         ),
     ]
     return rules

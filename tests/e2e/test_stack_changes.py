@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.stack_env import PART_OF, StackEnv
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 ORDER = ["redis", "kong", "nginx", "backend"]
@@ -219,3 +219,40 @@ def test_two_stacks_side_by_side(stack_env: StackEnv) -> None:
     assert env.containers("two") == []
     assert _ids(env, "one") == ids_one, "deleting one stack leaves the other untouched"
     assert env.condition("one", "Ready")["status"] == "True"
+
+
+def test_bridge_network_mode(stack_env: StackEnv) -> None:
+    env = stack_env
+    network = f"km-e2e-{env.namespace}"
+    # In bridge mode the upstream must be reachable from the network: a mock upstream on it,
+    # published on 127.0.0.1 so the test can read what it received.
+    env.client.networks.create(network, driver="bridge", labels=PART_OF)
+    mock_port = free_port()
+    mock = env.client.containers.run(
+        "kongmasker/mockupstream:dev",
+        detach=True,
+        name=f"{network}-mock",
+        network=network,
+        environment={"MOCK_LISTEN": "0.0.0.0:8090"},
+        ports={8090: ("127.0.0.1", mock_port)},
+        labels={**PART_OF, "kongmasker.io/test": "e2e-stack"},
+    )
+    spec = env.spec("br", network={"mode": "bridge", "name": network})
+    spec["upstream"]["url"] = f"http://{network}-mock:8090"
+    env.apply("br", spec)
+    try:
+        status = env.wait_ready("br")
+        for c in env.containers("br"):
+            assert network in c.attrs["NetworkSettings"]["Networks"], c.name
+        body = {"messages": [{"role": "user", "content": "ip 10.0.1.23 and vol-049df61146f12c45a"}]}
+        resp = httpx.post(f"{status['endpoints']['proxy']}/v1/messages", json=body, timeout=30)
+        assert resp.status_code == 200 and "vol-049df61146f12c45a" in resp.text
+        seen = json.dumps(httpx.get(f"http://127.0.0.1:{mock_port}/__requests").json())
+        assert "vol-049df61146f12c45a" not in seen and "10.0.1.23" not in seen
+        backend = httpx.get(f"{status['endpoints']['backend']}/health/ready")
+        assert backend.status_code == 200
+    finally:
+        env.delete("br")
+        mock.remove(force=True)
+        for net in env.client.networks.list(names=[network]):
+            net.remove()

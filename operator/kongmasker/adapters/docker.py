@@ -153,7 +153,7 @@ class DockerRuntime:
             command=list(spec.command) if spec.command else None,
             environment=dict(spec.env),
             labels=dict(spec.labels),
-            ports=[f"{p}/tcp" for p in spec.published_ports] or None,
+            ports=list(spec.published_ports) or None,  # ints: docker-py appends "/tcp"
             host_config=host_config,
             networking_config=networking,
             stop_signal=spec.stop_signal,

@@ -294,17 +294,17 @@ class Executor:
                 raise ConfigApplyFailed(f"Kong POST /config: HTTP {answer.status}: {detail}")
             self.runtime.put_file(name, want.config_path, want.config)
         elif want.component is Component.NGINX:
-            self.runtime.put_file(name, want.config_path, want.config)
-            result = self.runtime.exec(
-                name,
-                [
-                    "sh",
-                    "-c",
-                    f"nginx -t -q -c {want.config_path} && nginx -s reload -c {want.config_path}",
-                ],
+            # Stage, test, then move into place and reload: a config nginx rejects never
+            # lands in the real path, so the next reconcile still sees the difference.
+            staged = f"{want.config_path}.next"
+            self.runtime.put_file(name, staged, want.config)
+            script = (
+                f"nginx -t -q -c {staged} && cp {staged} {want.config_path} && nginx -s reload"
+                f" -c {want.config_path}"
             )
+            result = self.runtime.exec(name, ["sh", "-c", script])
             if result.exit_code != 0:
-                raise ConfigApplyFailed(f"nginx reload failed: {result.output.strip()[:300]}")
+                raise ConfigApplyFailed(f"nginx rejected the config: {result.output.strip()[:300]}")
 
 
 def stop_component(

@@ -146,7 +146,12 @@ def env(kubectl: Kubectl, kubeconfig: str, docker_host: str,
         kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     namespace = f"kmb-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", namespace)
-    for name, key, value in (("redis", "password", PASSWORD), ("up", "api-key", "sk-test")):
+    secrets = (
+        ("redis", "password", PASSWORD),
+        ("up", "api-key", "sk-test"),
+        ("signing", "signing-key", "e2e-signing-key-0123456789"),
+    )
+    for name, key, value in secrets:
         kubectl(
             "create", "secret", "generic", name, "-n", namespace, f"--from-literal={key}={value}"
         )
@@ -263,12 +268,15 @@ def test_no_request_fails_while_a_backup_is_taken(env: Env) -> None:
     thread.start()
     try:
         wait_until(lambda: len(results) >= 5, timeout=60, what="traffic to flow")
-        env.backup("gamma-b1", "gamma")
+        env.backup("gamma-b1", "gamma", signingSecretRef={"name": "signing"})
         status = env.wait_phase("gamma-b1", ("Validated", "Invalid", "Failed"))
     finally:
         stop.set()
         thread.join()
     assert status["phase"] == "Validated", status
+    assert status["validation"]["message"].endswith("signature verified")
+    manifest = json.loads((env.files("gamma", "gamma-b1") / "manifest.json").read_text())
+    assert manifest["signature"]["algorithm"] == "HMAC-SHA256"
     assert status["keys"] >= 100_000  # plus the mappings the traffic created meanwhile
     print(f"{len(results)} requests during the backup, statuses {sorted(set(results))}")
     assert len(results) > 10 and set(results) == {200}

@@ -88,6 +88,7 @@ class BackupReason(StrEnum):
     MANIFEST_INVALID = "ManifestInvalid"
     RDB_UNLOADABLE = "RdbUnloadable"
     KEY_COUNT_MISMATCH = "KeyCountMismatch"
+    SIGNATURE_MISMATCH = "SignatureMismatch"
     FILE_MISSING = "FileMissing"
     STACK_NOT_FOUND = "StackNotFound"
     STACK_NOT_RUNNING = "StackNotRunning"
@@ -149,6 +150,14 @@ class StorageSpec:
 
 
 @dataclass(frozen=True)
+class SigningSpec:
+    """A Secret key holding the HMAC key that signs (and must verify) backup manifests."""
+
+    secret: str
+    key: str = "signing-key"
+
+
+@dataclass(frozen=True)
 class RetentionSpec:
     """Which children of a schedule to keep. The newest Validated backup is always kept."""
 
@@ -180,6 +189,8 @@ class BackupSpec:
     """Validate each backup after taking it (throwaway Redis load + key counts)."""
     schedule: ScheduleSpec | None = None
     restore: RestoreSpec | None = None
+    signing: SigningSpec | None = None
+    """Sign manifests with HMAC-SHA256; validation then rejects unsigned or altered ones."""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> BackupSpec:
@@ -212,7 +223,11 @@ class BackupSpec:
             if not name:
                 raise InvalidSpec("spec.restore.backupName is required for type Restore")
             restore = RestoreSpec(backup_name=str(name))
+        sign = raw.get("signingSecretRef") or {}
         return cls(
+            signing=SigningSpec(str(sign["name"]), str(sign.get("key") or "signing-key"))
+            if sign.get("name")
+            else None,
             stack_name=str(stack),
             type=kind,
             storage=StorageSpec.from_dict(raw.get("storage")),

@@ -257,3 +257,47 @@ def test_secrets_are_redacted_from_spec_and_refused_in_configs(redis_stack, tmp_
     with pytest.raises(SecretInBackup):
         backup(redis_stack, store, "refused")
     assert not (tmp_path / redis_stack.target.ref.namespace / "demo" / "refused").exists()
+
+
+def test_signed_backup_resists_a_consistent_forgery(filled, tmp_path, runtime):
+    """A forger swaps in a different, perfectly valid RDB and rewrites every checksum, size
+    and count in the manifest: only the signature (key from a Secret) can tell."""
+    import hashlib
+    import shutil
+
+    from tests.integration.backup.conftest import make_stack
+
+    (
+        stack,
+        _,
+    ) = filled
+    key = b"backup-signing-key-0123456789abcdef"
+    store = DirectoryStore(tmp_path / "store")
+    ref = stack.target.ref
+    where = f"{ref.namespace}/{ref.name}/signed"
+    BackupJob(stack.runtime, store, stack.target, Identity(ref.namespace, "signed"), where,
+              {"upstream": {"url": "x"}}, [PASSWORD], signing_key=key).run()  # fmt: skip
+    assert validate_backup(runtime, store, where, signing_key=key).valid
+    wrong = validate_backup(runtime, store, where, signing_key=b"another key")
+    assert (wrong.valid, wrong.reason) == (False, BackupReason.SIGNATURE_MISMATCH)
+
+    other = make_stack(runtime, name="forger")
+    try:
+        fill_mappings(other.client, 1000, seed="forged")
+        fake = backup(other, DirectoryStore(tmp_path / "fake"), "fake")
+    finally:
+        other.remove()
+    root = tmp_path / "store" / where
+    shutil.copy(tmp_path / "fake" / location(fake) / RDB_PATH, root / RDB_PATH)
+    forged_rdb = (root / RDB_PATH).read_bytes()
+
+    def forge(raw):
+        raw["redis"] = fake.to_dict()["redis"]
+        for f in raw["files"]:
+            if f["path"] == RDB_PATH:
+                f["size"], f["sha256"] = len(forged_rdb), hashlib.sha256(forged_rdb).hexdigest()
+
+    rewrite_manifest(root, forge)
+    assert validate_backup(runtime, store, where).valid  # consistent: no key, no way to tell
+    verdict = validate_backup(runtime, store, where, signing_key=key)
+    assert (verdict.valid, verdict.reason) == (False, BackupReason.SIGNATURE_MISMATCH)

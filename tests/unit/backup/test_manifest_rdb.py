@@ -135,3 +135,16 @@ def test_redaction_and_secret_guard():
     assert_no_secrets({"redis/dump.rdb": b"pw12", "config/x": b"clean"}, ["pw12"])
     with pytest.raises(SecretInBackup):
         assert_no_secrets({"config/x": b"has pw12"}, ["pw12"])
+
+
+def test_signature_covers_every_field():
+    key = b"k" * 32
+    signed = manifest().sign(key)
+    assert signed.signature_valid(key) and not signed.signature_valid(b"other")
+    again = Manifest.from_json(signed.to_json())
+    assert again == signed and again.signature_valid(key)
+    import dataclasses
+
+    moved = dataclasses.replace(signed, completed_at="2026-11-26T12:00:03Z")
+    assert not moved.signature_valid(key)
+    assert not manifest().signature_valid(key)  # unsigned

@@ -91,6 +91,20 @@ def make_store(storage: StorageSpec, namespace: str, secrets: SecretReader) -> B
     )
 
 
+def signing_key(spec: BackupSpec, namespace: str, secrets: SecretReader) -> bytes | None:
+    """The manifest signing key a spec names (None: unsigned backups)."""
+    if spec.signing is None:
+        return None
+    ref = spec.signing
+    try:
+        data = secrets.read_secret(namespace, ref.secret)
+    except NotFound as exc:
+        raise InvalidSpec(f"signing Secret {namespace}/{ref.secret} missing") from exc
+    if not data.get(ref.key):
+        raise InvalidSpec(f"signing Secret {namespace}/{ref.secret} has no key {ref.key!r}")
+    return data[ref.key]
+
+
 @dataclass
 class BackupDeps:
     """What the controller needs, built once by the handlers from the operator's Deps."""
@@ -247,6 +261,7 @@ def run_backup(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     try:
         ctx = stack_context(obj.namespace, stack, deps)
         store = deps.store_for(spec.storage, obj.namespace, deps.secrets)
+        key = signing_key(spec, obj.namespace, deps.secrets)
         where = backup_location(obj.namespace, stack, obj.name)
         manifest = BackupJob(
             ctx.runtime,
@@ -256,6 +271,7 @@ def run_backup(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
             where,
             ctx.spec_doc,
             list(ctx.secrets.values()),
+            signing_key=key,
         ).run()
     except KongMaskerError as exc:
         book.fail("backup", stack, exc, BackupPhase.FAILED)
@@ -278,7 +294,8 @@ def run_backup(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     )
     book.note(BackupReason.SNAPSHOT_TAKEN, summary)
     if spec.validate:
-        validate_into(book, ctx.runtime, store, where, stack, ctx.target.spec.redis.image)
+        image = ctx.target.spec.redis.image
+        validate_into(book, ctx.runtime, store, where, stack, image, signing_key=key)
     return book.events
 
 
@@ -299,7 +316,14 @@ def revalidate(obj: BackupObject, deps: BackupDeps, requested: str) -> list[Even
         image = DEFAULT_IMAGES["redis"]
     store = deps.store_for(spec.storage, obj.namespace, deps.secrets)
     where = backup_location(obj.namespace, spec.stack_name, obj.name)
-    validate_into(book, runtime, store, where, spec.stack_name, image, requested=requested)
+    try:
+        key = signing_key(spec, obj.namespace, deps.secrets)
+    except KongMaskerError as exc:
+        book.fail("validate", spec.stack_name, exc, BackupPhase.INVALID)
+        return book.events
+    validate_into(
+        book, runtime, store, where, spec.stack_name, image, requested=requested, signing_key=key
+    )
     return book.events
 
 
@@ -311,12 +335,13 @@ def validate_into(
     stack: str,
     image: str,
     requested: str = "",
+    signing_key: bytes | None = None,
 ) -> bool:
     """Validate and record the verdict (phase Validated or Invalid, condition, metrics)."""
     ns = book.obj.namespace
     book.set(phase=BackupPhase.VALIDATING)
     metrics.BACKUP_ATTEMPTS.labels(ns, stack, "validate").inc()
-    verdict = validate_backup(runtime, store, where, image=image)
+    verdict = validate_backup(runtime, store, where, image=image, signing_key=signing_key)
     record = {
         "requestedAt": requested or None,
         "time": now_iso(),
@@ -404,8 +429,16 @@ def run_restore(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
         ctx = stack_context(obj.namespace, stack, deps)
         store = deps.store_for(source_spec.storage, obj.namespace, deps.secrets)
         where = backup_location(obj.namespace, source_spec.stack_name, source_name)
+        key = signing_key(source_spec, obj.namespace, deps.secrets)
         job = RestoreJob(
-            ctx.runtime, store, where, ctx.target, deps.probes, ctx.secrets, deps.settings
+            ctx.runtime,
+            store,
+            where,
+            ctx.target,
+            deps.probes,
+            ctx.secrets,
+            deps.settings,
+            signing_key=key,
         )
         with deps.stack_lock(ctx.target.ref.uid):
             result = job.run()
@@ -570,6 +603,11 @@ def child_body(obj: BackupObject, spec: BackupSpec, when: dt.datetime) -> dict[s
             "type": str(BackupType.BACKUP),
             "validate": spec.validate,
             "storage": dict(obj.spec.get("storage") or {}),
+            **(
+                {"signingSecretRef": dict(obj.spec["signingSecretRef"])}
+                if obj.spec.get("signingSecretRef")
+                else {}
+            ),
         },
     }
 

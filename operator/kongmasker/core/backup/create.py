@@ -233,6 +233,8 @@ class BackupJob:
     location: str
     spec_doc: Mapping[str, Any]
     secret_values: Sequence[str] = ()
+    signing_key: bytes | None = None
+    """Sign the manifest (HMAC-SHA256) with this key."""
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     def run(self) -> Manifest:
@@ -273,6 +275,8 @@ class BackupJob:
             ),
             files=tuple(FileEntry.of(p, d) for p, d in sorted(files.items())),
         )
+        if self.signing_key:
+            manifest = manifest.sign(self.signing_key)
         self.store.put(f"{self.location}/{MANIFEST_NAME}", manifest.to_json())
         return manifest
 

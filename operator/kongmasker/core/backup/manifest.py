@@ -19,7 +19,9 @@ may have expired since (its class started before the elapsed time) from a missin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -168,6 +170,8 @@ class Manifest:
     redis: RedisFacts
     files: tuple[FileEntry, ...]
     format_version: int = FORMAT_VERSION
+    signature: str = ""
+    """HMAC-SHA256 (hex) of the manifest without this field, if the backup was signed."""
 
     @property
     def size(self) -> int:
@@ -176,7 +180,27 @@ class Manifest:
     def file(self, path: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == path), None)
 
+    def signed_part(self) -> bytes:
+        """The canonical bytes a signature covers: everything but the signature."""
+        body = self.to_dict()
+        body.pop("signature", None)
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    def sign(self, key: bytes) -> Manifest:
+        digest = hmac.new(key, self.signed_part(), hashlib.sha256).hexdigest()
+        return dataclasses.replace(self, signature=digest)
+
+    def signature_valid(self, key: bytes) -> bool:
+        expected = hmac.new(key, self.signed_part(), hashlib.sha256).hexdigest()
+        return bool(self.signature) and hmac.compare_digest(expected, self.signature)
+
     def to_dict(self) -> dict[str, Any]:
+        out = self._body()
+        if self.signature:
+            out["signature"] = {"algorithm": "HMAC-SHA256", "value": self.signature}
+        return out
+
+    def _body(self) -> dict[str, Any]:
         return {
             "formatVersion": self.format_version,
             "backup": self.backup.to_dict(),
@@ -210,6 +234,7 @@ class Manifest:
                 redis=RedisFacts.from_dict(raw["redis"]),
                 files=files,
                 format_version=int(raw["formatVersion"]),
+                signature=str((raw.get("signature") or {}).get("value") or ""),
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"manifest is malformed: {type(exc).__name__}: {exc}") from exc

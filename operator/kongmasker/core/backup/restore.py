@@ -95,13 +95,18 @@ class RestoreJob:
     secrets: Mapping[str, str]
     settings: Settings
     progress: Callable[[str], None] = lambda message: None
+    signing_key: bytes | None = None
     steps: list[str] = field(default_factory=list)
 
     def run(self) -> RestoreResult:
         started = time.monotonic()
         self._note(f"validating {self.location}")
         verdict = validate_backup(
-            self.runtime, self.store, self.location, image=self.target.spec.redis.image
+            self.runtime,
+            self.store,
+            self.location,
+            image=self.target.spec.redis.image,
+            signing_key=self.signing_key,
         )
         if not verdict.valid:
             raise RestoreRefused(

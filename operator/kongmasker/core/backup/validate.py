@@ -3,6 +3,7 @@ against the manifest, then a real load into a throwaway Redis of the same image 
 key counts against the manifest's. The first failing step gives the verdict's reason.
 
     manifest parses ............ else ManifestInvalid
+    signature verifies ......... else SignatureMismatch (when a signing key is configured)
     every file present ......... else FileMissing
     sizes and sha256 match ..... else ChecksumMismatch (a truncated file says so)
     RDB header = manifest ...... else ManifestInvalid (version, declared key count)
@@ -51,12 +52,14 @@ def validate_backup(
     location: str,
     *,
     image: str = "",
+    signing_key: bytes | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> Verdict:
     """Validate the backup stored under `location`. `image` (a Redis image) is used if the
-    manifest's image is not on the Docker host."""
+    manifest's image is not on the Docker host. With `signing_key`, the manifest must carry
+    a signature made with it (else SignatureMismatch)."""
     started = time.monotonic()
-    verdict = _validate(runtime, store, location, image, now)
+    verdict = _validate(runtime, store, location, image, signing_key, now)
     verdict.seconds = time.monotonic() - started
     if not verdict.valid:
         verdict.files = {}
@@ -72,6 +75,7 @@ def _validate(
     store: BackupStore,
     location: str,
     image: str,
+    signing_key: bytes | None,
     now: Callable[[], dt.datetime],
 ) -> Verdict:
     try:
@@ -80,6 +84,12 @@ def _validate(
         return _invalid(BackupReason.FILE_MISSING, f"{MANIFEST_NAME} is missing")
     except ValueError as exc:
         return _invalid(BackupReason.MANIFEST_INVALID, str(exc))
+    if signing_key is not None and not manifest.signature:
+        message = "manifest is not signed, but a signing key is configured"
+        return _invalid(BackupReason.SIGNATURE_MISMATCH, message, manifest)
+    if signing_key is not None and not manifest.signature_valid(signing_key):
+        message = "manifest signature does not verify with the configured key: altered or foreign"
+        return _invalid(BackupReason.SIGNATURE_MISMATCH, message, manifest)
     if manifest.file(RDB_PATH) is None:
         return _invalid(BackupReason.MANIFEST_INVALID, f"manifest lists no {RDB_PATH}", manifest)
     files: dict[str, bytes] = {}
@@ -126,6 +136,8 @@ def _validate(
         return _invalid(BackupReason.KEY_COUNT_MISMATCH, "; ".join(problems[:3]), manifest)
     total = sum(p.keys for p in counts.values())
     message = f"{len(files)} files verified; {total} keys loaded by Redis {header.redis_version}"
+    if manifest.signature:
+        message += "; signature verified" if signing_key else "; signed, but no key to verify"
     return Verdict(True, BackupReason.VALIDATION_PASSED, message, manifest, counts, files=files)
 
 

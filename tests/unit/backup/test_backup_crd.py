@@ -45,6 +45,8 @@ def test_printer_columns_and_immutable_stack_ref():
     assert {"Phase", "Size", "Keys", "Age"} <= set(columns)
     rules = SCHEMA["spec"]["properties"]["stackRef"]["x-kubernetes-validations"]
     assert any(r["rule"] == "self == oldSelf" for r in rules)
+    spec_rules = [r["rule"] for r in SCHEMA["spec"]["x-kubernetes-validations"]]
+    assert "oldSelf.type == 'Schedule' || self == oldSelf" in spec_rules  # requests are final
 
 
 def test_sample_parses_with_the_model():

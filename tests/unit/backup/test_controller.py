@@ -150,3 +150,13 @@ def test_status_book_keeps_transition_time_while_status_is_unchanged():
     flipped = api.objects["nightly"]["status"]["conditions"][0]
     assert flipped["lastTransitionTime"] != "2000-01-01T00:00:00Z" and first
     assert api.objects["nightly"]["status"]["observedGeneration"] == 1
+
+
+def test_schedule_reports_a_new_generation_even_when_nothing_else_changed(tmp_path):
+    api = FakeApi()
+    schedule(api)
+    tick(api, tmp_path, T0)
+    assert api.objects["nightly"]["status"]["observedGeneration"] == 1
+    api.objects["nightly"]["metadata"]["generation"] = 2  # e.g. retention edited
+    tick(api, tmp_path, T0 + dt.timedelta(seconds=5))
+    assert api.objects["nightly"]["status"]["observedGeneration"] == 2

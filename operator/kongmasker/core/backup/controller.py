@@ -570,7 +570,8 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
         failureReason="",
     )
     unchanged = all(obj.status.get(k) == v for k, v in changes.items())
-    if not unchanged or not obj.status.get("conditions"):
+    current = obj.status.get("observedGeneration") == obj.generation
+    if not unchanged or not current or not obj.status.get("conditions"):
         book.set(
             conditions={BackupCondition.DEGRADED: (False, BackupReason.SCHEDULED, message)},
             **changes,

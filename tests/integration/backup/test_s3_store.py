@@ -1,24 +1,19 @@
-"""The S3 store against a real S3-compatible server on 127.0.0.1: MinIO, built from source
-through the Go module proxy by `hack/build-binaries.sh minio` (cached), started per module
-with its own data directory and root credentials. SigV4 signatures are verified by MinIO,
-so a wrong secret must fail. Then a whole backup -> validate -> restore goes through S3."""
+"""The S3 store against a real S3-compatible server on 127.0.0.1: MinIO (tests/integration/
+backup/minio.py), started per module with its own data directory and root credentials. SigV4
+signatures are verified by MinIO, so a wrong secret must fail. Then a whole backup ->
+validate -> restore goes through S3."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 from tests.integration.backup.conftest import PASSWORD, RedisStack
 from tests.integration.backup.mappings import fill_mappings, snapshot_keys
-from tests.support import REPO_ROOT, free_port, wait_until
+from tests.integration.backup.minio import ACCESS, SECRET, S3Server, minio
 
-from kongmasker.adapters.storage import S3Store, StorageError, sign_v4
+from kongmasker.adapters.storage import StorageError
 from kongmasker.core.backup.create import BackupJob
 from kongmasker.core.backup.manifest import RDB_PATH, Identity
 from kongmasker.core.backup.restore import RestoreJob
@@ -27,46 +22,11 @@ from kongmasker.errors import NotFound
 
 pytestmark = pytest.mark.integration
 
-ACCESS, SECRET = "kongmasker-test", "kongmasker-test-secret-key"
-CACHE = Path(os.environ.get("KONGMASKER_CACHE", Path.home() / ".cache" / "kongmasker"))
-
-
-@dataclass
-class S3Server:
-    endpoint: str
-
-    def store(self, bucket: str, *, secret: str = SECRET, prefix: str = "") -> S3Store:
-        return S3Store(bucket, ACCESS, secret, endpoint=self.endpoint, prefix=prefix)
-
-    def make_bucket(self, bucket: str) -> None:
-        url = f"{self.endpoint}/{bucket}"
-        headers = sign_v4("PUT", url, {}, b"", access_key=ACCESS, secret_key=SECRET,
-                          region="us-east-1")  # fmt: skip
-        assert httpx.put(url, headers=headers).status_code == 200
-
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    subprocess.run(["bash", str(REPO_ROOT / "hack/build-binaries.sh"), "minio"], check=True)
-    port, console = free_port(), free_port()
-    data = tmp_path_factory.mktemp("minio")
-    log = (data.parent / "minio.log").open("w")
-    proc = subprocess.Popen(
-        [str(CACHE / "bin/minio"), "server", str(data), "--address", f"127.0.0.1:{port}",
-         "--console-address", f"127.0.0.1:{console}", "--quiet"],
-        env={**os.environ, "MINIO_ROOT_USER": ACCESS, "MINIO_ROOT_PASSWORD": SECRET,
-             "MINIO_BROWSER": "off"},
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{endpoint}/minio/health/live").status_code == 200,
-                   timeout=60, what="MinIO to answer")  # fmt: skip
-        yield S3Server(endpoint)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    with minio(tmp_path_factory.mktemp("minio")) as server:
+        yield server
 
 
 @pytest.fixture

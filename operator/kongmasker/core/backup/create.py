@@ -31,6 +31,7 @@ from kongmasker.core.backup.manifest import (
     STACK_SPEC,
     FileEntry,
     Identity,
+    KeyCounts,
     Manifest,
     RedisFacts,
 )
@@ -163,7 +164,7 @@ def _check_deadline(deadline: float, what: str) -> None:
         raise BackupFailed(f"timed out waiting for {what}")
 
 
-def count_rdb(runtime: Runtime, image: str, rdb: bytes, db: int = 0) -> dict[str, Any]:
+def count_rdb(runtime: Runtime, image: str, rdb: bytes, db: int = 0) -> KeyCounts:
     """Load `rdb` into a throwaway Redis of `image`; keys per prefix and TTL class."""
     with ScratchRedis(runtime, image, "count", files={"/data/dump.rdb": rdb}) as scratch:
         scratch_redis = scratch.redis

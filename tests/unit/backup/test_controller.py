@@ -160,3 +160,15 @@ def test_schedule_reports_a_new_generation_even_when_nothing_else_changed(tmp_pa
     api.objects["nightly"]["metadata"]["generation"] = 2  # e.g. retention edited
     tick(api, tmp_path, T0 + dt.timedelta(seconds=5))
     assert api.objects["nightly"]["status"]["observedGeneration"] == 2
+
+
+def test_failures_are_counted_in_the_backup_metrics(tmp_path):
+    from prometheus_client import REGISTRY
+
+    labels = {"namespace": "ns", "stack": "demo", "operation": "backup",
+              "reason": "InvalidSchedule"}  # fmt: skip
+    before = REGISTRY.get_sample_value("kongmasker_backup_failures_total", labels) or 0.0
+    api = FakeApi()
+    schedule(api, cron="not a cron at all")
+    tick(api, tmp_path, T0)
+    assert REGISTRY.get_sample_value("kongmasker_backup_failures_total", labels) == before + 1

@@ -200,3 +200,45 @@ def test_engine_failure_mid_restore_rolls_back(small, tmp_path):
     assert snapshot_keys(small.client) == before
     manifest = json.loads((Path(tmp_path) / where / "manifest.json").read_text())
     assert manifest["redis"]["keys"] != len(before)  # the backup really differed
+
+
+class Crash(BaseException):
+    """Stands in for the operator process dying: not an Exception, so no rollback runs."""
+
+
+@dataclasses.dataclass
+class CrashOnStart(FailingStart):
+    def start_container(self, container_id: str) -> None:
+        if container_id == self.container and not self.failed:
+            self.failed = True
+            raise Crash()
+        self.inner.start_container(container_id)
+
+
+def test_restore_cut_off_by_a_crash_is_recovered_from_the_set_aside_data(small, tmp_path):
+    store = DirectoryStore(tmp_path)
+    where = take_backup(small, store)
+    change_data(small.client)
+    before = snapshot_keys(small.client)
+    redis_id = small.runtime.get_container(small.target.redis_container).id
+    with pytest.raises(Crash):
+        restore(small, store, where, runtime=CrashOnStart(small.runtime, redis_id)).run()
+    assert PREVIOUS.rsplit("/", 1)[1] in redis_files_stopped(small)
+    # Meanwhile a reconcile starts Redis again on whatever /data holds now.
+    small.runtime.start_container(redis_id)
+    wait_until(small.client.ping, timeout=30, what="Redis started by 'the reconcile'")
+    assert snapshot_keys(small.client) != before
+    message = restore(small, store, where).recover_interrupted()
+    assert "previous data put back" in message
+    assert snapshot_keys(small.client) == before
+    assert PREVIOUS.rsplit("/", 1)[1] not in redis_files(small)
+    assert "nothing to put back" in restore(small, store, where).recover_interrupted()
+
+
+def redis_files_stopped(stack: RedisStack) -> str:
+    """/data listing while the stack's Redis is stopped (read through a throwaway container)."""
+    from kongmasker.core.backup.rediscli import ScratchRedis
+
+    with ScratchRedis(stack.runtime, stack.target.spec.redis.image, "restore",
+                      volume=stack.target.volume, data_dir="/tmp") as shell:  # fmt: skip
+        return " ".join(sorted(shell.shell("ls -a /data").split()))

@@ -403,6 +403,8 @@ def run_restore(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     spec = BackupSpec.from_dict(obj.spec)
     assert spec.restore is not None
     stack, source_name = spec.stack_name, spec.restore.backup_name
+    if obj.status.get("phase") == BackupPhase.IN_PROGRESS:
+        return recover_interrupted_restore(book, spec, deps)
     source = deps.api.get_backup(obj.namespace, source_name)
     refused = _source_problem(source, source_name)
     if refused is not None:
@@ -479,6 +481,47 @@ def run_restore(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     )
     book.note(BackupReason.RESTORED, message)
     return book.events
+
+
+def recover_interrupted_restore(
+    book: StatusBook, spec: BackupSpec, deps: BackupDeps
+) -> list[EventNote]:
+    """A Restore found InProgress on (re)start was cut off by an operator restart: put the
+    stack's set-aside data back instead of starting over, and report the restore Failed."""
+    stack = spec.stack_name
+    try:
+        ctx = stack_context(book.obj.namespace, stack, deps)
+        job = RestoreJob(
+            ctx.runtime, _NoStore(), "", ctx.target, deps.probes, ctx.secrets, deps.settings
+        )
+        with deps.stack_lock(ctx.target.ref.uid):
+            done = job.recover_interrupted()
+    except KongMaskerError as exc:
+        message = f"interrupted by an operator restart; recovery failed: {exc.message}"
+        book.fail("restore", stack, RestoreFailed(message, rolled_back=False), BackupPhase.FAILED)
+        return book.events
+    message = f"interrupted by an operator restart; {done}"
+    book.fail("restore", stack, RestoreFailed(message, rolled_back=True), BackupPhase.FAILED)
+    return book.events
+
+
+class _NoStore:
+    """Recovery reads nothing from the backup store."""
+
+    def put(self, key: str, data: bytes) -> None:
+        raise AssertionError("recovery does not write backups")
+
+    def get(self, key: str) -> bytes:
+        raise AssertionError("recovery does not read backups")
+
+    def list(self, prefix: str) -> list[str]:
+        return []
+
+    def delete(self, key: str) -> None:
+        return None
+
+    def url(self, key: str) -> str:
+        return ""
 
 
 def mark_invalid(

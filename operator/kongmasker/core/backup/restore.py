@@ -147,6 +147,44 @@ class RestoreJob:
         self._note(f"restored {total_keys(restored)} keys; previous data removed")
         return RestoreResult(verdict, previous, restored, time.monotonic() - started, self.steps)
 
+    def recover_interrupted(self) -> str:
+        """After an operator crash in the middle of a restore: if data was set aside on the
+        volume, stop the stack, put that data back, start the stack again. Returns what was
+        done. Whatever Redis served meanwhile (a reconcile may have started it on the
+        half-restored volume) is discarded: the set-aside data is the stack's real state."""
+        containers = {
+            c: self.runtime.get_container(self.target.ref.container_name(c)) for c in START_ORDER
+        }
+        redis = containers[Component.REDIS]
+        if redis is None:
+            raise RestoreRefused(f"Redis container {self.target.redis_container} is missing")
+        with self._scratch("/tmp") as shell:
+            present = shell.shell(f"[ -e {PREVIOUS} ] && echo present || true").strip()
+        if not present:
+            return "no data was set aside on the volume: nothing to put back"
+        existing = [c for c in START_ORDER[1:] if containers[c] is not None]
+        for comp in STOP_ORDER:
+            info = containers[comp]
+            if info is not None and comp is not Component.REDIS and info.running:
+                self._stop(comp, info)
+        self.runtime.stop_container(redis.id, timeout=60)
+        keep = " ".join(DATA_FILES)
+        with self._scratch("/tmp") as shell:
+            shell.shell(
+                f"cd {DATA_DIR}; rm -rf {keep}; "
+                f"for f in {keep}; do if [ -e {PREVIOUS}/$f ]; then mv {PREVIOUS}/$f .; fi; "
+                f"done; rmdir {PREVIOUS}"
+            )
+        self.runtime.start_container(redis.id)
+        self._gate(Component.REDIS)
+        keys = total_keys(self._redis(redis).count_keys())
+        self._note(f"set-aside data put back: Redis serves {keys} keys")
+        try:
+            self._start_dependents(containers, existing)
+        except KongMaskerError as exc:
+            return f"previous data put back ({keys} keys); restarting dependents: {exc.message}"
+        return f"previous data put back ({keys} keys) and the stack restarted"
+
     # -- steps --------------------------------------------------------------------------
 
     def _note(self, message: str) -> None:

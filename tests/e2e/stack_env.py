@@ -119,9 +119,12 @@ class StackEnv:
     def apply(
         self, name: str, spec: dict[str, Any], check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return self.kubectl(
-            "apply", "-f", "-", input=json.dumps(self.manifest(name, spec)), check=check
+        out = self.kubectl(
+            "apply", "-f", "-", input=json.dumps(self.manifest(name, spec)), check=False
         )
+        if check and out.returncode != 0:
+            pytest.fail(f"kubectl apply {name} failed: {out.stderr}")
+        return out
 
     def secrets(self) -> None:
         for name, key, value in (

@@ -68,6 +68,7 @@ class DockerRuntime:
         self._client = client
         self._api = client.api
         self.url = url
+        self._data_root: str | None = None
 
     @classmethod
     def connect(
@@ -91,8 +92,10 @@ class DockerRuntime:
     @_mapped
     def info(self) -> EngineInfo:
         version = self._api.version()
-        info = self._api.info()
-        root = str(info.get("DockerRootDir", ""))
+        if self._data_root is None:
+            # `docker info` is slow (it counts everything); the data root does not change.
+            self._data_root = str(self._api.info().get("DockerRootDir", ""))
+        root = self._data_root
         free: int | None = None
         # Only a local engine's data root can be measured from the operator's side.
         if self._is_local() and root and os.path.isdir(root):

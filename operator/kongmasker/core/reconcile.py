@@ -154,6 +154,7 @@ class _Run:
         self.events: list[st.EventNote] = []
         self.restarted_at: str | None = None
         self._checked_at = 0.0
+        self.executor: Executor | None = None
         self._changed = False
 
     def converge(self, desired: Any, preflight_note: str, version: str) -> Result:
@@ -169,10 +170,11 @@ class _Run:
             self._progress,
             self._superseded,
         )
+        self.executor = executor
         held: list[Component] = []
         try:
-            self._maybe_restart()
-            self.observed = observe(self.runtime, ref, desired)
+            if self._maybe_restart():
+                self.observed = observe(self.runtime, ref, desired)
             actions = plan(desired, self.observed)
             executor.apply(desired, actions)
         except Superseded as exc:
@@ -183,10 +185,11 @@ class _Run:
         except TransientError as exc:
             error = exc
         self._action_events(executor.done)
-        try:
-            self.observed = observe(self.runtime, ref, desired)
-        except TransientError as exc:
-            error = error or exc
+        if executor.done or error is not None:
+            try:  # the containers changed: report what is there now
+                self.observed = observe(self.runtime, ref, desired)
+            except TransientError as exc:
+                error = error or exc
         comps = st.components(self.observed, executor.health, held)
         verdicts = self._verdicts(error, executor.health, preflight_note)
         result = _finish(
@@ -252,10 +255,11 @@ class _Run:
         )
         return self._changed
 
-    def _maybe_restart(self) -> None:
+    def _maybe_restart(self) -> bool:
+        """Stop everything (reverse order) if a new restart was requested; True if done."""
         wanted = self.obj.annotations.get(RESTART_ANNOTATION)
         if not wanted or wanted == self.obj.status.get("restartedAt"):
-            return
+            return False
         self._progress(Component.BACKEND, "restart requested: stopping in reverse order")
         notes = stop_stack(
             self.obj.ref,
@@ -270,13 +274,16 @@ class _Run:
         self.events.append(
             st.EventNote(Reason.RESTARTING, "stopped for restart: " + "; ".join(notes))
         )
+        return True
 
     def _progress(self, comp: Component, message: str) -> None:
         log.info("[%s/%s] %s: %s", self.obj.ref.namespace, self.obj.ref.name, comp, message)
         verdicts = st.progressing_verdicts(
             self.obj.status.get("conditions") or [], Reason.STARTING, f"{comp}: {message}"
         )
-        comps = st.components(self.observed, {}) if self.observed else {}
+        health = self.executor.health if self.executor else {}
+        previous = self.obj.status.get("components")
+        comps = st.components(self.observed, health, previous=previous) if self.observed else {}
         status = st.build(
             old_status=self.obj.status,
             verdicts=verdicts,
@@ -284,7 +291,9 @@ class _Run:
             generation=self.obj.generation,
             endpoints=endpoints(self.spec),
         )
-        status.phase = Phase.PROGRESSING
+        # Working on it, unless the last attempt left it degraded (a retry must not hide that).
+        degraded = any(v.type is ConditionType.DEGRADED and v.ok for v in verdicts)
+        status.phase = Phase.DEGRADED if degraded else Phase.PROGRESSING
         st.keep_generation(status, self.obj.status)
         try:
             self.deps.status.patch_status(
@@ -401,6 +410,8 @@ def delete(obj: StackObject, deps: Deps) -> Result:
     else:
         notes.append(f"volume {volume} kept")
     metrics.forget(ref.namespace, ref.name)
+    if len(notes) == 1 and not spec.redis.persistence.delete_on_stack_delete:
+        return Result()  # nothing was running (e.g. a repeated delete handler): no Event
     warn = any("WARNING" in n for n in notes)
     message = "stopped Backend -> Nginx -> Kong -> Redis: " + "; ".join(notes)
     return Result(events=[st.EventNote(Reason.STOPPED, message, warning=warn)])

@@ -61,17 +61,42 @@ def merge_conditions(
         status = "Unknown" if v.ok is None else ("True" if v.ok else "False")
         before = previous.get(str(v.type))
         since = before.last_transition_time if before and before.status == status else at
-        out.append(Condition(str(v.type), status, v.reason, v.message, since, generation))
+        reason, message = v.reason, v.message
+        if _escalated(before) and v.type == ConditionType.DEGRADED and v.ok:
+            # Auto-recovery gave up (issue 5): that stays the reason while still degraded.
+            reason, message = before.reason, before.message  # type: ignore[union-attr]
+        out.append(Condition(str(v.type), status, reason, message, since, generation))
+    judged = {str(v.type) for v in verdicts}
+    # Conditions the health watch owns (handlers/monitor.py) are kept as they are.
+    out += [c for t, c in previous.items() if t in WATCH_CONDITIONS and t not in judged]
     return out
+
+
+WATCH_CONDITIONS = frozenset({str(ConditionType.MASKING_VERIFIED)})
+
+
+def _escalated(before: Condition | None) -> bool:
+    return (
+        before is not None
+        and before.type == ConditionType.DEGRADED
+        and before.status == "True"
+        and before.reason == Reason.RESTART_BUDGET_EXHAUSTED
+    )
 
 
 def components(
     observed: Mapping[Component, Observed],
     health: Mapping[Component, Health],
     held_back: Iterable[Component] = (),
+    previous: Mapping[str, Any] | None = None,
 ) -> dict[str, ComponentStatus]:
-    """Per-component status from the containers seen and the gate answers."""
+    """Per-component status from the containers seen and the gate answers.
+
+    A running container not probed yet keeps the health `previous` (the last status)
+    reported for the same container, so a progress report does not blank it out.
+    """
     held = set(held_back)
+    before = previous or {}
     out: dict[str, ComponentStatus] = {}
     for comp in START_ORDER:
         info = observed[comp].container if comp in observed else None
@@ -81,6 +106,11 @@ def components(
             message = "waiting for its dependencies" if comp in held else "no container"
             out[str(comp)] = ComponentStatus(state=state, message=message)
             continue
+        last = before.get(str(comp)) or {}
+        same = info.running and last.get("containerID") == info.id[:12]
+        judged = last.get("state") in (ComponentState.HEALTHY, ComponentState.UNHEALTHY)
+        if h is None and same and judged:
+            h = Health(last["state"] == ComponentState.HEALTHY, str(last.get("message", "")))
         state, message = _state(info.status, h, comp in held)
         out[str(comp)] = ComponentStatus(
             state=state,

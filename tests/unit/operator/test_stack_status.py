@@ -104,3 +104,15 @@ def test_progress_report_does_not_claim_the_new_generation() -> None:
         "True",
         2,
     )
+
+
+def test_unprobed_running_container_keeps_its_last_health(
+    ref, spec, runtime, probes, settings, desired
+) -> None:  # type: ignore[no-untyped-def]
+    ex = Executor(ref, spec, runtime, probes, SECRETS, settings)
+    ex.apply(desired, plan(desired, observe(runtime, ref, desired)))
+    observed = observe(runtime, ref, desired)
+    first = {k: v.to_dict() for k, v in st.components(observed, ex.health).items()}
+    again = st.components(observed, {}, previous=first)
+    assert again["redis"].state is ComponentState.HEALTHY
+    assert st.components(observed, {})["redis"].state is ComponentState.RUNNING

@@ -72,6 +72,46 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """The health watch of issue 5 (handlers/monitor.py, core/monitor.py)."""
+
+    enabled: bool = False
+    """Run the per-stack watch daemon (probes, auto-recovery, canary, resource sampling).
+    Off by default for now: with a second daemon per stack, kopf was seen running the delete
+    handler twice (the second finds Redis already stopped); see docs/observability.md."""
+
+    interval: float = 10.0
+    """Seconds between two probe rounds of a stack."""
+
+    failure_threshold: int = 3
+    """Consecutive failed probes after which a running component is restarted."""
+
+    startup_grace: float = 10.0
+    """Seconds after a restart during which failed probes are not held against a component."""
+
+    backoff_initial: float = 5.0
+    """Seconds before the second restart within the window; doubles for each further one."""
+
+    backoff_max: float = 300.0
+    """Longest wait between two restarts of one component."""
+
+    restart_budget: int = 5
+    """Restarts allowed per component within `restart_window`; then the stack is Degraded."""
+
+    restart_window: float = 600.0
+    """Seconds over which the restart budget is counted."""
+
+    canary_interval: float = 60.0
+    """Seconds between two masking canary runs (0 disables the canary)."""
+
+    canary_per_type_timing: bool = True
+    """Also send one request per identifier type to measure masking time per type."""
+
+    resources_interval: float = 30.0
+    """Seconds between two resource samples of a stack's containers (0 disables sampling)."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means cluster-wide."""
@@ -93,6 +133,7 @@ class Settings:
     preflight: PreflightSettings = field(default_factory=PreflightSettings)
     docker: DockerSettings = field(default_factory=DockerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
 
     @classmethod

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kongmasker import metrics
 from kongmasker.adapters.probes import Probes
@@ -27,11 +28,11 @@ from kongmasker.api.vocabulary import START_ORDER, Component, ConditionType, Rea
 from kongmasker.core import canary, mirror
 from kongmasker.core.recovery import Action, Decision, Policy
 from kongmasker.core.render import StackRef
-from kongmasker.core.status import EventNote, Verdict
+from kongmasker.core.status import EventNote, Verdict, merge_conditions
 from kongmasker.core.watch import StackWatch, probe_round
 from kongmasker.errors import KongMaskerError
 
-__all__ = ["StackMonitor", "TickResult"]
+__all__ = ["StackMonitor", "TickResult", "conditions_with"]
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +164,19 @@ class StackMonitor:
             result.events.append(EventNote(str(outcome.reason), outcome.message, warning=warning))
         if outcome.ok is not None:
             self._last_masking = outcome.ok
+
+
+def conditions_with(
+    old: Iterable[Mapping[str, Any]], verdicts: list[Verdict], generation: int, at: str
+) -> list[dict[str, Any]]:
+    """The stack's condition list with `verdicts` merged in (transition times kept while a
+    status does not change) and every other condition left exactly as it was."""
+    previous = [dict(c) for c in old]
+    judged = {str(v.type) for v in verdicts}
+    merged = {
+        c.type: c.to_dict()
+        for c in merge_conditions(previous, verdicts, generation, at)
+        if c.type in judged
+    }
+    out = [merged.pop(str(c.get("type")), c) for c in previous]
+    return out + list(merged.values())

@@ -223,8 +223,10 @@ class ResourceSampler:
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop sampling; wait up to `timeout` seconds for a round in progress (0: do not wait,
+        the daemon thread ends after its round)."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and timeout > 0:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 

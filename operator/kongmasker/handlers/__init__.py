@@ -5,6 +5,6 @@ daemons and change handlers of one object may otherwise overlap), delegates to
 kongmasker.core, posts the Events core returns, and turns errors into kopf retries.
 """
 
-from kongmasker.handlers import backup, lifecycle, stack
+from kongmasker.handlers import backup, lifecycle, monitor, stack
 
-__all__ = ["backup", "lifecycle", "stack"]
+__all__ = ["backup", "lifecycle", "monitor", "stack"]

@@ -110,6 +110,13 @@ class MonitorSettings:
     resources_interval: float = 30.0
     """Seconds between two resource samples of a stack's containers (0 disables sampling)."""
 
+    webhook_url: str = ""
+    """Webhook the watch's Warning Events are sent to (empty: none). It usually embeds a token:
+    give it to the operator from a Secret (Deployment env valueFrom.secretKeyRef)."""
+
+    webhook_cooldown: float = 900.0
+    """Seconds during which a repeat of the same alert (stack, reason, component) is held back."""
+
 
 @dataclass(frozen=True)
 class OperatorSettings:

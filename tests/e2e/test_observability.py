@@ -6,6 +6,10 @@ restart budget leaving the stack Degraded with reason RestartBudgetExhausted."""
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -39,10 +43,38 @@ def _events(env: StackEnv, name: str, reason: str) -> list[dict[str, Any]]:
     return [e for e in env.events(name) if e.get("reason") == reason]
 
 
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook receiver on 127.0.0.1 (its URL carries a token, as chat webhooks do)."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            return
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/hooks/{TOKEN}", received
+    server.shutdown()
+    server.server_close()
+
+
+TOKEN = "T0KEN-e2e-webhook-secret"
+
+
 def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
-    stack_env: StackEnv,
+    stack_env: StackEnv, webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
     env = stack_env
+    hook_url, alerts = webhook
     assert env.operator is not None
     env.operator.stop()
     port = free_port()
@@ -52,6 +84,7 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
         env.tmp / "operator-watch.log",
         KONGMASKER_METRICS_ADDR=f"127.0.0.1:{port}",
         KONGMASKER_MONITOR_ENABLED="true",
+        KONGMASKER_MONITOR_WEBHOOK_URL=hook_url,
         KONGMASKER_MONITOR_INTERVAL="2",
         KONGMASKER_MONITOR_CANARY_INTERVAL="5",
         KONGMASKER_MONITOR_CANARY_PER_TYPE_TIMING="true",
@@ -119,6 +152,13 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
             what="the watch restarting the hung gateway",
         )  # fmt: skip
         assert any("kong" in e.get("message", "") for e in _events(env, name, "ProbesFailing"))
+        fired = wait_until(
+            lambda: [a for a in alerts if a["reason"] == "ProbesFailing"],
+            timeout=30,
+            what="the ProbesFailing alert at the webhook",
+        )
+        assert fired[0]["component"] == "kong" and fired[0]["status"] == "firing"
+        assert fired[0]["stack"] == {"namespace": env.namespace, "name": name}
         wait_until(
             lambda: (
                 _value(_samples(url), "kongmasker_component_up", **stack, component="kong") == 1
@@ -141,6 +181,13 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
         assert exhausted == 1
         kong.reload()
         assert kong.attrs["State"]["Status"] == "running"  # hung, and left alone
+        budget = wait_until(
+            lambda: [a for a in alerts if a["reason"] == "RestartBudgetExhausted"],
+            timeout=30,
+            what="the RestartBudgetExhausted alert at the webhook",
+        )
+        assert len(budget) == 1 and budget[0]["severity"] == "critical"
+        assert TOKEN not in env.operator.log.read_text(errors="replace")
     finally:
         with contextlib.suppress(Exception):
             kong.kill(signal="SIGCONT")

@@ -19,6 +19,7 @@ from typing import Any
 
 import kopf
 
+from kongmasker.adapters.notifier import Alert, WebhookNotifier
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import GROUP, PLURAL, VERSION, Component, Phase
 from kongmasker.config import MonitorSettings
@@ -74,6 +75,7 @@ def watch_health(
         probe_timeout=deps.settings.health.probe_timeout,
     )
     sampler = ResourceSampler(m.resources_interval) if m.resources_interval > 0 else None
+    notifier = _notifier(memo, m)
     try:
         if sampler is not None:
             sampler.start()
@@ -84,7 +86,7 @@ def watch_health(
             if body.metadata.get("deletionTimestamp"):
                 break
             try:
-                _tick(body, uid, memo, deps, monitor, sampler)
+                _tick(body, uid, memo, deps, monitor, sampler, notifier)
             except KongMaskerError as exc:
                 log.info("[%s/%s] health watch skipped a round: %s", ns, name, exc.message)
     finally:
@@ -102,6 +104,7 @@ def _tick(
     deps: Deps,
     monitor: StackMonitor,
     sampler: ResourceSampler | None,
+    notifier: WebhookNotifier | None,
 ) -> None:
     ns, name = monitor.namespace, monitor.name
     lock = _lock(memo, uid)
@@ -133,6 +136,8 @@ def _tick(
     finally:
         lock.release()
     _post(body, result.events)
+    if notifier is not None:
+        _notify(notifier, ns, name, result.events)
 
 
 def _post(body: kopf.Body, events: list[st.EventNote]) -> None:
@@ -141,6 +146,31 @@ def _post(body: kopf.Body, events: list[st.EventNote]) -> None:
             kopf.event(
                 body, type="Warning" if e.warning else "Normal", reason=e.reason, message=e.message
             )
+
+
+def _notifier(memo: kopf.Memo, m: MonitorSettings) -> WebhookNotifier | None:
+    """One notifier for the operator (its de-duplication spans every stack)."""
+    if not m.webhook_url:
+        return None
+    with memo["locks_guard"]:
+        if "notifier" not in memo:
+            memo["notifier"] = WebhookNotifier(m.webhook_url, cooldown=m.webhook_cooldown)
+        notifier: WebhookNotifier = memo["notifier"]
+        return notifier
+
+
+def _notify(notifier: WebhookNotifier, ns: str, name: str, events: list[st.EventNote]) -> None:
+    for e in events:
+        if not e.warning:
+            continue
+        head = e.message.split(":", 1)[0]
+        component = head if head in {str(c) for c in Component} else ""
+        severity = "critical" if e.reason == "RestartBudgetExhausted" else "warning"
+        key = f"{ns}/{name}/{e.reason}/{component}"
+        alert = Alert(key, severity, e.reason, e.message, ns, name, component)
+        outcome = notifier.notify(alert)
+        if outcome.error:
+            log.warning("[%s/%s] alert %s not delivered: %s", ns, name, e.reason, outcome.error)
 
 
 def _cpu_limits(spec: StackSpec) -> dict[Component, int | None]:

@@ -6,6 +6,8 @@
 # is never rebuilt.
 source "$(dirname "$0")/lib.sh"
 
+lock build-binaries
+
 stamp_ok() { [[ -x "$BIN_DIR/$1" && "$(cat "$BIN_DIR/.$1.version" 2>/dev/null)" == "$2" ]]; }
 stamp() { echo "$2" > "$BIN_DIR/.$1.version"; }
 

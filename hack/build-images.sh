@@ -16,6 +16,8 @@ IMAGES_DIR="$REPO_ROOT/images"
 BASE_RECIPE="suite=$DEBIAN_SUITE variant=minbase include=ca-certificates mirror=$MIRROR v1"
 BASE_TAG="kongmasker/base:$DEBIAN_SUITE-$(printf '%s' "$BASE_RECIPE" | sha256sum | cut -c1-12)"
 
+lock build-images
+
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
 build_base() {

@@ -76,6 +76,7 @@ apiserver_ready() {
 
 start() {
   bash "$REPO_ROOT/hack/build-binaries.sh" all
+  lock control-plane
   gen_pki
   write_kubeconfig
   if ! pid_alive etcd; then
@@ -88,7 +89,7 @@ start() {
       --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
       --initial-cluster "kongmasker=http://127.0.0.1:$ETCD_PEER_PORT" \
       --listen-metrics-urls "" --log-level warn --quota-backend-bytes 2147483648 \
-      > "$STATE_DIR/etcd.log" 2>&1 < /dev/null &
+      > "$STATE_DIR/etcd.log" 2>&1 < /dev/null 9>&- &
     echo $! > "$STATE_DIR/etcd.pid"
   fi
   wait_for "etcd (see $STATE_DIR/etcd.log)" 60 etcd_healthy
@@ -105,7 +106,7 @@ start() {
       --authorization-mode RBAC \
       --disable-admission-plugins ServiceAccount \
       --profiling=false --v=1 \
-      > "$STATE_DIR/kube-apiserver.log" 2>&1 < /dev/null &
+      > "$STATE_DIR/kube-apiserver.log" 2>&1 < /dev/null 9>&- &
     echo $! > "$STATE_DIR/kube-apiserver.pid"
   fi
   wait_for "kube-apiserver (see $STATE_DIR/kube-apiserver.log)" 120 apiserver_ready
@@ -119,7 +120,7 @@ start() {
       --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller \
       --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
       --use-service-account-credentials=true --leader-elect=false --v=1 \
-      > "$STATE_DIR/kube-controller-manager.log" 2>&1 < /dev/null &
+      > "$STATE_DIR/kube-controller-manager.log" 2>&1 < /dev/null 9>&- &
     echo $! > "$STATE_DIR/kube-controller-manager.pid"
   fi
   # The default ServiceAccount appears once the controllers run: proof they are up.

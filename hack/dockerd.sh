@@ -19,6 +19,7 @@ ensure_installed() {
 }
 
 start() {
+  lock dockerd
   ensure_installed
   command -v docker >/dev/null || die "no docker client on PATH"
   if [[ -S "$DOCKER_SOCK" ]] && answers "unix://$DOCKER_SOCK"; then
@@ -38,7 +39,7 @@ start() {
     --pidfile "$PID_FILE" \
     --iptables=false --ip-masq=false --ip-forward=false \
     --log-level warn \
-    >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
+    >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null 9>&- &
   wait_for "dockerd at $DOCKER_SOCK (see $STATE_DIR/dockerd.log)" 60 answers "unix://$DOCKER_SOCK"
   echo "unix://$DOCKER_SOCK" > "$HOST_FILE"
   # The data root outlives the engine: containers of an engine that was killed (a session or

@@ -51,3 +51,12 @@ MOCK_CONTAINER="kongmasker-local-mock-upstream"
 
 kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 docker_() { DOCKER_HOST="$(cat "$STATE_DIR/docker-host")" docker "$@"; }
+
+# lock NAME: hold an exclusive lock (fd 9) for the rest of this script. Test sessions, make
+# targets and parallel runs may take the same step at once; the second waits instead of
+# racing on shared staging folders, pid files and wheels. Daemons started under the lock
+# must close fd 9 (`9>&-`), or they would hold it for their whole life.
+lock() {
+  exec 9>"$CACHE_DIR/.lock-$1"
+  flock 9
+}

@@ -5,8 +5,9 @@ restart annotation."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
+import threading
 from typing import Any
 
 import docker.errors
@@ -102,14 +103,32 @@ def test_unhealthy_component_holds_back_the_next(stack_env: StackEnv) -> None:
     assert all(len(v) == 1 for v in env.by_component("stuck").values())
 
 
-def _die_order(env: StackEnv, name: str, since: float, until: float) -> list[str]:
-    events = env.client.events(
-        since=since,
-        until=until,
-        decode=True,
-        filters={"type": "container", "event": "die", "label": f"kongmasker.io/stack-name={name}"},
-    )
-    return [e["Actor"]["Attributes"]["kongmasker.io/component"] for e in events]
+class DieRecorder:
+    """Streams Docker `die` events of one stack's containers from before an action until
+    `stop()`, in the order the engine emits them."""
+
+    def __init__(self, env: StackEnv, name: str) -> None:
+        filters = {"type": "container", "event": "die", "label": f"kongmasker.io/stack-name={name}"}
+        self._stream = env.client.events(decode=True, filters=filters)
+        self.components: list[str] = []
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for event in self._stream:
+                self.components.append(event["Actor"]["Attributes"]["kongmasker.io/component"])
+        except Exception:  # the stream ends with an error when it is closed
+            return
+
+    def stop(self, expect: int = 4) -> list[str]:
+        """The components seen once `expect` events arrived (or 15 s passed)."""
+        # On a timeout the comparison in the test shows what is missing.
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: len(self.components) >= expect, timeout=15, what="die events")
+        self._stream.close()
+        self._thread.join(timeout=10)
+        return self.components
 
 
 def test_delete_stops_in_reverse_order_and_keeps_redis_data(stack_env: StackEnv) -> None:
@@ -120,10 +139,9 @@ def test_delete_stops_in_reverse_order_and_keeps_redis_data(stack_env: StackEnv)
     r.set("aws_masker:map:AWS_EC2_900", "i-0123456789abcdef0")
     r.close()
 
-    since = time.time()
+    dies = DieRecorder(env, "keep")
     env.delete("keep")
-    until = time.time() + 1
-    assert _die_order(env, "keep", since, until) == ["backend", "nginx", "kong", "redis"]
+    assert dies.stop() == ["backend", "nginx", "kong", "redis"]
     assert env.containers("keep") == []
     volumes = env.client.volumes.list(filters={"name": f"km-{env.namespace}-keep-redis"})
     assert volumes, "the Redis volume must be kept"
@@ -145,7 +163,7 @@ def test_restart_annotation_stops_and_starts_in_order(stack_env: StackEnv) -> No
     env.apply("rs", env.spec("rs"))
     env.wait_ready("rs")
     before = {c: v[0].id for c, v in env.by_component("rs").items()}
-    since = time.time()
+    dies = DieRecorder(env, "rs")
     env.kubectl("annotate", "kms", "rs", "-n", env.namespace, "kongmasker.io/restartedAt=t1")
 
     def restarted() -> dict[str, Any] | None:
@@ -155,7 +173,7 @@ def test_restart_annotation_stops_and_starts_in_order(stack_env: StackEnv) -> No
     wait_until(restarted, timeout=180, what="restart handled and Ready again")
     after = {c: v[0].id for c, v in env.by_component("rs").items()}
     assert all(before[c] != after[c] for c in ORDER), "every container is new"
-    assert _die_order(env, "rs", since, time.time() + 1) == ["backend", "nginx", "kong", "redis"]
+    assert dies.stop() == ["backend", "nginx", "kong", "redis"]
     started = start_times(env, "rs")
     assert sorted(ORDER, key=lambda c: epoch_ns(started[c])) == ORDER
     # Handled once: the next reconciles (timer, a metadata change) do not restart again.

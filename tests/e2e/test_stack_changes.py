@@ -256,3 +256,24 @@ def test_bridge_network_mode(stack_env: StackEnv) -> None:
         mock.remove(force=True)
         for net in env.client.networks.list(names=[network]):
             net.remove()
+
+
+def test_paused_stack_is_left_alone_until_resumed(stack_env: StackEnv) -> None:
+    env = stack_env
+    env.apply("pz", env.spec("pz"))
+    env.wait_ready("pz")
+    env.apply("pz", {**env.spec("pz"), "paused": True})
+    env.wait_condition("pz", "Progressing", "False", reason="Paused")
+    assert env.status("pz")["phase"] == "Paused"
+    nginx = env.by_component("pz")["nginx"][0]
+    nginx.remove(force=True)
+    # Let at least one more reconcile (timer, Docker event) pass, then check nothing was done.
+    last = env.status("pz")["lastReconcileTime"]
+    wait_until(
+        lambda: env.status("pz").get("lastReconcileTime", last) > last,
+        timeout=60,
+        what="a reconcile while paused",
+    )
+    assert env.by_component("pz")["nginx"] == [], "a paused stack is not repaired"
+    env.apply("pz", env.spec("pz"))
+    _healthy_again(env, "pz")

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.support import REPO_ROOT
 
 HACK = REPO_ROOT / "hack"
@@ -59,10 +58,15 @@ def kubectl(kubeconfig: str) -> Iterator[object]:
     cache = Path(os.environ.get("KONGMASKER_CACHE", Path.home() / ".cache" / "kongmasker"))
     binary = cache / "bin" / "kubectl"
 
-    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(binary), "--kubeconfig", kubeconfig, *args],
-            input=input, text=True, capture_output=True, check=check,
+            input=input,
+            text=True,
+            capture_output=True,
+            check=check,
         )
 
     yield run

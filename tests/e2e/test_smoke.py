@@ -14,7 +14,6 @@ from pathlib import Path
 
 import docker
 import pytest
-
 from tests.support import REPO_ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -77,6 +76,7 @@ def test_dockerd_runs_the_projects_images(docker_host: str, images: dict[str, st
         labels={"app.kubernetes.io/part-of": "kongmasker", "kongmasker.io/test": "smoke"},
     )
     try:
+
         def pong() -> bool:
             code, out = container.exec_run(
                 ["redis-cli", "-p", str(port), "ping"], environment={"REDISCLI_AUTH": "smoke-pw"}
@@ -84,7 +84,7 @@ def test_dockerd_runs_the_projects_images(docker_host: str, images: dict[str, st
             return code == 0 and out.strip() == b"PONG"
 
         wait_until(pong, timeout=30, what="redis PONG through dockerd")
-        code, out = container.exec_run(["redis-cli", "-p", str(port), "ping"])
+        _, out = container.exec_run(["redis-cli", "-p", str(port), "ping"])
         assert b"NOAUTH" in out, "Redis must require the password"
     finally:
         container.remove(force=True)

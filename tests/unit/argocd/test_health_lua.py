@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -96,8 +95,14 @@ def test_paused_is_suspended() -> None:
 
 @pytest.mark.parametrize(
     ("phase", "expected"),
-    [("Completed", "Healthy"), ("Validated", "Healthy"), ("Failed", "Degraded"),
-     ("Invalid", "Degraded"), ("InProgress", "Progressing"), ("New", "Progressing")],
+    [
+        ("Completed", "Healthy"),
+        ("Validated", "Healthy"),
+        ("Failed", "Degraded"),
+        ("Invalid", "Degraded"),
+        ("InProgress", "Progressing"),
+        ("New", "Progressing"),
+    ],
 )
 def test_backup_phases(phase: str, expected: str) -> None:
     obj = stack(phase=phase, failureReason="checksum mismatch")

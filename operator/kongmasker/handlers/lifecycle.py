@@ -20,6 +20,8 @@ from kongmasker.core.orphans import sweep
 from kongmasker.core.reconcile import Deps
 from kongmasker.errors import TransientError
 
+KOPF_PREFIX = f"kopf.{GROUP}"
+
 
 class RuntimeCache:
     """One Docker client per (engine URL, TLS material): clients are reused across stacks."""
@@ -61,9 +63,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.setdefault("locks", {})
     memo.setdefault("locks_guard", threading.Lock())
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    # kopf leaves its own annotations out of change detection by prefix; under plain GROUP it
+    # would also hide the users' `kongmasker.io/restartedAt`, delaying a restart to the timer.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     # Only our own Events (and kopf's warnings) reach the object, not every handler success.
     settings.posting.level = logging.WARNING

@@ -57,8 +57,9 @@ stop() {
   [[ -f "$PID_FILE" ]] || { log "no dockerd of ours is running"; rm -f "$HOST_FILE"; return; }
   local pid; pid="$(cat "$PID_FILE")"
   if kill -0 "$pid" 2>/dev/null; then
-    # Our containers first, so no overlay or netns mount outlives the engine.
-    local ids; ids="$(DOCKER_HOST="unix://$DOCKER_SOCK" docker ps -aq --filter label=app.kubernetes.io/part-of=kongmasker 2>/dev/null || true)"
+    # Every container of this private engine goes first (volumes stay), so no overlay or
+    # netns mount outlives it and the next engine starts with none.
+    local ids; ids="$(DOCKER_HOST="unix://$DOCKER_SOCK" docker ps -aq 2>/dev/null || true)"
     [[ -n "$ids" ]] && DOCKER_HOST="unix://$DOCKER_SOCK" docker rm -f $ids >/dev/null 2>&1 || true
     log "stopping dockerd (pid $pid)"
     kill -TERM "$pid"

@@ -9,6 +9,7 @@ that cannot start must show up as a failure, never as a quiet skip.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +23,11 @@ STATE_DIR = Path(os.environ.get("KONGMASKER_STATE", REPO_ROOT / ".local"))
 ENGINE_MARKERS = ("integration", "e2e", "load")
 
 
+# What the engine fixtures actually talked to, printed at the end of the run so the output
+# shows which kube-apiserver and dockerd the e2e tests ran against.
+_engines: dict[str, str] = {}
+
+
 def _run_hack(*args: str) -> None:
     subprocess.run(["bash", str(HACK / args[0]), *args[1:]], check=True, cwd=REPO_ROOT)
 
@@ -32,6 +38,14 @@ def docker_host() -> str:
     _run_hack("dockerd.sh", "start")
     host = (STATE_DIR / "docker-host").read_text().strip()
     os.environ["DOCKER_HOST"] = host
+    version = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DOCKER_HOST": host},
+    ).stdout.strip()
+    _engines["dockerd"] = f"{version} at {host}"
     return host
 
 
@@ -49,14 +63,26 @@ def kubeconfig() -> str:
     _run_hack("control-plane.sh", "start")
     path = str(STATE_DIR / "kubeconfig")
     os.environ["KUBECONFIG"] = path
+    raw = subprocess.run(
+        [str(_kubectl_binary()), "--kubeconfig", path, "version", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    server = json.loads(raw)["serverVersion"]
+    _engines["kube-apiserver"] = f"{server['gitVersion']} ({server['platform']}), built by hack/"
     return path
+
+
+def _kubectl_binary() -> Path:
+    cache = Path(os.environ.get("KONGMASKER_CACHE", Path.home() / ".cache" / "kongmasker"))
+    return cache / "bin" / "kubectl"
 
 
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: str) -> Iterator[object]:
     """A function kubectl(*args, input=None) -> CompletedProcess using the built kubectl."""
-    cache = Path(os.environ.get("KONGMASKER_CACHE", Path.home() / ".cache" / "kongmasker"))
-    binary = cache / "bin" / "kubectl"
+    binary = _kubectl_binary()
 
     def run(
         *args: str, input: str | None = None, check: bool = True
@@ -80,6 +106,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     if any(m in report.keywords for m in ENGINE_MARKERS):
         _ci_skips.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for name, version in _engines.items():
+        terminalreporter.write_line(f"engine used: {name} {version}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

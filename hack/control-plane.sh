@@ -134,12 +134,7 @@ stop_one() {
   pid_alive "$name" || { rm -f "$STATE_DIR/$name.pid"; return 0; }
   local pid; pid="$(cat "$STATE_DIR/$name.pid")"
   log "stopping $name (pid $pid)"
-  kill -TERM "$pid"
-  local deadline=$(( $(date +%s) + 30 ))
-  while kill -0 "$pid" 2>/dev/null; do
-    (( $(date +%s) < deadline )) || { kill -KILL "$pid"; break; }
-    sleep 0.1
-  done
+  stop_pid "$pid" 30
   rm -f "$STATE_DIR/$name.pid"
 }
 

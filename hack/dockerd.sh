@@ -62,12 +62,7 @@ stop() {
     local ids; ids="$(DOCKER_HOST="unix://$DOCKER_SOCK" docker ps -aq 2>/dev/null || true)"
     [[ -n "$ids" ]] && DOCKER_HOST="unix://$DOCKER_SOCK" docker rm -f $ids >/dev/null 2>&1 || true
     log "stopping dockerd (pid $pid)"
-    kill -TERM "$pid"
-    local deadline=$(( $(date +%s) + 60 ))
-    while kill -0 "$pid" 2>/dev/null; do
-      (( $(date +%s) < deadline )) || { kill -KILL "$pid"; break; }
-      sleep 0.2
-    done
+    stop_pid "$pid" 60
   fi
   rm -f "$PID_FILE" "$HOST_FILE" "$DOCKER_SOCK"
   # Mounts under the exec root are the engine's; anything left means it died uncleanly.

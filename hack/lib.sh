@@ -38,6 +38,16 @@ wait_for() {
   done
 }
 
+# stop_pid PID SECONDS: SIGTERM, wait up to SECONDS for the process to exit, then SIGKILL.
+stop_pid() {
+  local pid="$1" deadline=$(( $(date +%s) + $2 ))
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do
+    (( $(date +%s) < deadline )) || { kill -KILL "$pid" 2>/dev/null; break; }
+    sleep 0.2
+  done
+}
+
 export GOMODCACHE="${GOMODCACHE:-$CACHE_DIR/go/mod}"
 export GOCACHE="${GOCACHE:-$CACHE_DIR/go/build}"
 export GOFLAGS="${GOFLAGS:--mod=mod}"

@@ -22,12 +22,7 @@ case "${1:-start}" in
   stop)
     alive || { rm -f "$PID_FILE"; exit 0; }
     pid="$(cat "$PID_FILE")"; log "stopping the operator (pid $pid)"
-    kill -TERM "$pid"
-    deadline=$(( $(date +%s) + 30 ))
-    while kill -0 "$pid" 2>/dev/null; do
-      (( $(date +%s) < deadline )) || { kill -KILL "$pid"; break; }
-      sleep 0.2
-    done
+    stop_pid "$pid" 30
     rm -f "$PID_FILE"
     ;;
   status) alive ;;

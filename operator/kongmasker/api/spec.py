@@ -16,6 +16,11 @@ from typing import Any
 from kongmasker.errors import InvalidSpec
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
+DEFAULT_ALERT_COOLDOWN_SECONDS = 900
+"""The original deployment's 15 minutes between two alerts of one cause."""
+MAX_ALERT_COOLDOWN_SECONDS = 604800
+SEVERITIES = ("warning", "critical")
+"""Alert severities, lowest first."""
 DEFAULT_IMAGES = {
     "redis": "kongmasker/redis:dev",
     "kong": "kongmasker/gateway:dev",
@@ -196,6 +201,68 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True)
+class WebhookSpec:
+    """`spec.alerts.webhook`: the stack's own alert webhook. The URL (it usually embeds a
+    token) lives only in the Secret; the spec names the Secret and key."""
+
+    secret: SecretKeyRef
+    cooldown_seconds: int = DEFAULT_ALERT_COOLDOWN_SECONDS
+    """Seconds a repeat of one alert (stack, reason, component) is held back; 0: none."""
+
+    min_severity: str = "warning"
+    """Lowest severity sent: warning (everything) or critical."""
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> WebhookSpec | None:
+        where = "spec.alerts.webhook"
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            raise InvalidSpec(f"{where} must be an object with secretRef: {{name: <Secret>}}")
+        ref = raw.get("secretRef")
+        if not isinstance(ref, Mapping) or not ref.get("name"):
+            raise InvalidSpec(
+                f"{where}.secretRef.name is required: name the Secret of the stack's namespace "
+                "whose key (default 'url') holds the webhook URL, or remove spec.alerts.webhook"
+            )
+        secret = SecretKeyRef(name=str(ref["name"]), key=str(ref.get("key") or "url"))
+        cooldown = raw.get("cooldownSeconds", DEFAULT_ALERT_COOLDOWN_SECONDS)
+        if isinstance(cooldown, bool) or not isinstance(cooldown, int):
+            raise InvalidSpec(
+                f"{where}.cooldownSeconds: {cooldown!r} is not a whole number of seconds; "
+                f"use e.g. {DEFAULT_ALERT_COOLDOWN_SECONDS}"
+            )
+        if not 0 <= cooldown <= MAX_ALERT_COOLDOWN_SECONDS:
+            raise InvalidSpec(
+                f"{where}.cooldownSeconds: {cooldown} is out of range; use 0 (send every "
+                f"repeat) up to {MAX_ALERT_COOLDOWN_SECONDS} (a week)"
+            )
+        severity = raw.get("minSeverity") or "warning"
+        if severity not in SEVERITIES:
+            raise InvalidSpec(
+                f"{where}.minSeverity: {severity!r} is not one of {', '.join(SEVERITIES)}; "
+                "leave it out to send every alert"
+            )
+        return cls(secret=secret, cooldown_seconds=cooldown, min_severity=str(severity))
+
+
+@dataclass(frozen=True)
+class AlertsSpec:
+    """`spec.alerts`: where the health watch's alerts about this stack go."""
+
+    webhook: WebhookSpec | None = None
+    """None: the operator-wide webhook (KONGMASKER_MONITOR_WEBHOOK_URL), if any."""
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> AlertsSpec:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise InvalidSpec("spec.alerts must be an object, e.g. {webhook: {secretRef: ...}}")
+        return cls(webhook=WebhookSpec.from_dict(raw.get("webhook")))
+
+
+@dataclass(frozen=True)
 class StackSpec:
     """The whole desired state of one stack."""
 
@@ -208,6 +275,7 @@ class StackSpec:
     network: NetworkSpec = field(default_factory=NetworkSpec)
     paused: bool = False
     stop_grace_period_seconds: int | None = None
+    alerts: AlertsSpec = field(default_factory=AlertsSpec)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> StackSpec:
@@ -235,6 +303,7 @@ class StackSpec:
             ),
             paused=bool(raw.get("paused", False)),
             stop_grace_period_seconds=_opt_int(raw.get("stopGracePeriodSeconds")),
+            alerts=AlertsSpec.from_dict(raw.get("alerts")),
         )
         spec.validate()
         return spec
@@ -270,7 +339,9 @@ class StackSpec:
             _ = comp.resources.nano_cpus, comp.resources.memory_bytes
 
     def secret_refs(self) -> dict[str, SecretKeyRef]:
-        """Every Secret key the stack needs, by the env variable it becomes."""
+        """Every Secret key the stack needs, by the env variable it becomes. The alert
+        webhook's Secret is not one of them: the containers never see it, and a missing one
+        must not hold up the reconcile (the watch reports it; core/alerts.py)."""
         refs = {
             "REDIS_PASSWORD": self.redis.password,
             "ANTHROPIC_API_KEY": self.upstream.api_key,

@@ -128,3 +128,6 @@ class Reason(StrEnum):
     DEPENDENCY_UNHEALTHY = "DependencyUnhealthy"
     RESTART_BACKOFF = "RestartBackoff"
     RESTART_BUDGET_EXHAUSTED = "RestartBudgetExhausted"
+    # Alerts (core/alerts.py)
+    ALERT_WEBHOOK_UNAVAILABLE = "AlertWebhookUnavailable"
+    """spec.alerts.webhook names a Secret or key that is missing or holds no http(s) URL."""

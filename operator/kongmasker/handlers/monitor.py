@@ -13,8 +13,10 @@ must not be "healed".
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -23,7 +25,7 @@ from kongmasker.adapters.notifier import Alert, WebhookNotifier
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import GROUP, PLURAL, VERSION, Component, Phase
 from kongmasker.config import MonitorSettings
-from kongmasker.core import preflight
+from kongmasker.core import alerts, preflight
 from kongmasker.core import status as st
 from kongmasker.core.monitor import StackMonitor, conditions_with
 from kongmasker.core.reconcile import Deps
@@ -95,6 +97,7 @@ def watch_health(
         if sampler is not None:
             sampler.stop(timeout=0)
         monitor.forget()
+        _forget_alerts(memo, uid)
 
 
 def _tick(
@@ -136,8 +139,7 @@ def _tick(
     finally:
         lock.release()
     _post(body, result.events)
-    if notifier is not None:
-        _notify(notifier, ns, name, result.events)
+    _alert(body, uid, memo, deps, spec, result.events, notifier)
 
 
 def _post(body: kopf.Body, events: list[st.EventNote]) -> None:
@@ -149,7 +151,8 @@ def _post(body: kopf.Body, events: list[st.EventNote]) -> None:
 
 
 def _notifier(memo: kopf.Memo, m: MonitorSettings) -> WebhookNotifier | None:
-    """One notifier for the operator (its de-duplication spans every stack)."""
+    """The operator-wide notifier (its de-duplication spans every stack without
+    spec.alerts.webhook; keys name the stack)."""
     if not m.webhook_url:
         return None
     with memo["locks_guard"]:
@@ -159,18 +162,108 @@ def _notifier(memo: kopf.Memo, m: MonitorSettings) -> WebhookNotifier | None:
         return notifier
 
 
-def _notify(notifier: WebhookNotifier, ns: str, name: str, events: list[st.EventNote]) -> None:
-    for e in events:
-        if not e.warning:
+@dataclass
+class _StackAlerts:
+    """memo["alerting"][uid]: a stack's alert channel and its own notifier (for
+    spec.alerts.webhook), so de-duplication and cooldown are per stack."""
+
+    channel: alerts.Channel = field(default_factory=alerts.Channel)
+    notifier: WebhookNotifier | None = None
+    url_digest: str = ""
+    """sha256 of the URL the notifier posts to (a changed Secret gives a new notifier)."""
+
+    def notifier_for(self, target: alerts.Target) -> WebhookNotifier:
+        digest = hashlib.sha256(target.url.encode()).hexdigest()
+        if self.notifier is None or digest != self.url_digest:
+            self.close()
+            self.notifier = WebhookNotifier(target.url, cooldown=target.cooldown)
+            self.url_digest = digest
+        self.notifier.cooldown = target.cooldown
+        return self.notifier
+
+    def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
+        self.notifier, self.url_digest = None, ""
+
+
+def _alert(
+    body: kopf.Body,
+    uid: str,
+    memo: kopf.Memo,
+    deps: Deps,
+    spec: StackSpec,
+    events: list[st.EventNote],
+    fallback: WebhookNotifier | None,
+) -> None:
+    """Send a tick's Warning Events to the stack's webhook: spec.alerts.webhook (URL from its
+    Secret, read each tick), else the operator-wide `fallback` (core/alerts.py). An unusable
+    webhook gives one AlertWebhookUnavailable Warning and never stops the watch."""
+    ns, name = str(body.metadata.namespace), str(body.metadata.name)
+    m = deps.settings.monitor
+    with memo["locks_guard"]:
+        stack: _StackAlerts = memo.setdefault("alerting", {}).setdefault(uid, _StackAlerts())
+    try:
+        res = alerts.resolve(
+            spec.alerts.webhook,
+            ns,
+            deps.secrets,
+            operator_url=m.webhook_url,
+            operator_cooldown=m.webhook_cooldown,
+        )
+    except KongMaskerError as exc:  # e.g. the API server unreachable: keep the last target
+        log.info("[%s/%s] alert webhook not resolved this round: %s", ns, name, exc.message)
+        res = alerts.Resolution(None, unknown=True)
+    notes = stack.channel.update(res)
+    _post(body, notes)
+    target = stack.channel.target
+    if target is None:
+        stack.close()
+        return
+    notifier = stack.notifier_for(target) if target.per_stack else fallback
+    if notifier is not None:
+        _notify(notifier, ns, name, [*events, *notes], target)
+
+
+def _forget_alerts(memo: kopf.Memo, uid: str) -> None:
+    """Drop a stack's alert channel (its daemon ended: the stack is deleted or the operator
+    stops)."""
+    with memo["locks_guard"]:
+        stack: _StackAlerts | None = memo.get("alerting", {}).pop(uid, None)
+    if stack is not None:
+        stack.close()
+
+
+def _notify(
+    notifier: WebhookNotifier,
+    ns: str,
+    name: str,
+    events: list[st.EventNote],
+    target: alerts.Target,
+) -> None:
+    for note in alerts.alerts_for(events, ns, name, target.min_severity):
+        alert = Alert(note.key, note.severity, note.reason, note.message, ns, name, note.component)
+        try:
+            outcome = notifier.notify(alert)
+        except Exception as exc:  # an alert lost must not stop the watch; the text may hold the URL
+            log.warning(
+                "[%s/%s] alert %s not delivered to %s: %s",
+                ns,
+                name,
+                note.reason,
+                target.origin,
+                type(exc).__name__,
+            )
             continue
-        head = e.message.split(":", 1)[0]
-        component = head if head in {str(c) for c in Component} else ""
-        severity = "critical" if e.reason == "RestartBudgetExhausted" else "warning"
-        key = f"{ns}/{name}/{e.reason}/{component}"
-        alert = Alert(key, severity, e.reason, e.message, ns, name, component)
-        outcome = notifier.notify(alert)
         if outcome.error:
-            log.warning("[%s/%s] alert %s not delivered: %s", ns, name, e.reason, outcome.error)
+            log.warning(
+                "[%s/%s] alert %s not delivered to %s: %s",
+                ns,
+                name,
+                note.reason,
+                target.origin,
+                outcome.error,
+            )
 
 
 def _cpu_limits(spec: StackSpec) -> dict[Component, int | None]:

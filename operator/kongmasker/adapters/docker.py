@@ -7,6 +7,7 @@ RuntimeOperationError. Nothing foreign escapes this module.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -33,6 +34,9 @@ from kongmasker.adapters.runtime import (
     RuntimeEvent,
 )
 from kongmasker.errors import NotFound, RuntimeOperationError, RuntimeUnavailable
+
+REQUESTED_MEMORY = 300.0
+"""Seconds a stop or remove this client made explains the container's later events."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -69,6 +73,8 @@ class DockerRuntime:
         self._api = client.api
         self.url = url
         self._data_root: str | None = None
+        # Containers this client stopped or removed, and when: their `die` events are ours.
+        self._requested: dict[str, float] = {}
 
     @classmethod
     def connect(
@@ -179,14 +185,37 @@ class DockerRuntime:
     def stop_container(self, container_id: str, timeout: int | None = None) -> None:
         # The signal is the container's own StopSignal (set at create): API 1.41 ignores one
         # given at stop time. The HTTP timeout must outlast the grace period.
+        self._mark_requested(container_id)
         self._api.stop(container_id, timeout=timeout)
 
     @_mapped
     def remove_container(self, container_id: str, force: bool = False) -> None:
+        self._mark_requested(container_id)
         try:
             self._api.remove_container(container_id, force=force)
         except docker.errors.NotFound:
             return
+
+    @_mapped
+    def set_auto_restart(self, container_id: str, enabled: bool) -> None:
+        policy = {"Name": "unless-stopped" if enabled else "no"}
+        self._api.update_container(container_id, restart_policy=policy)
+
+    def _mark_requested(self, container_id: str) -> None:
+        now = time.monotonic()
+        info = None
+        # Events name the full id; callers may pass a name or a short id.
+        with contextlib.suppress(docker.errors.DockerException):
+            info = self._api.inspect_container(container_id)
+        full = str((info or {}).get("Id") or container_id)
+        self._requested = {
+            cid: at for cid, at in self._requested.items() if now - at < REQUESTED_MEMORY
+        }
+        self._requested[full] = now
+
+    def _was_requested(self, container_id: str) -> bool:
+        at = self._requested.get(container_id)
+        return at is not None and time.monotonic() - at < REQUESTED_MEMORY
 
     @_mapped
     def exec(
@@ -237,11 +266,16 @@ class DockerRuntime:
             stream = self._api.events(since=since, until=until, filters=filters, decode=True)
             for raw in stream:
                 actor = raw.get("Actor") or {}
+                attributes = dict(actor.get("Attributes") or {})
+                cid = str(actor.get("ID") or raw.get("id") or "")
+                code = attributes.get("exitCode")
                 yield RuntimeEvent(
                     action=str(raw.get("Action") or raw.get("status") or ""),
-                    container_id=str(actor.get("ID") or raw.get("id") or ""),
-                    labels=dict(actor.get("Attributes") or {}),
+                    container_id=cid,
+                    labels=attributes,
                     time=float(raw.get("timeNano", 0)) / 1e9 or float(raw.get("time", 0)),
+                    requested=self._was_requested(cid),
+                    exit_code=int(code) if code is not None and str(code).isdigit() else None,
                 )
         except docker.errors.DockerException as exc:
             raise RuntimeUnavailable(f"Docker event stream failed: {exc}") from exc

@@ -71,6 +71,11 @@ class RuntimeEvent:
     container_id: str
     labels: Mapping[str, str]
     time: float
+    requested: bool = False
+    """This Runtime was asked to stop, kill or remove the container shortly before: the event
+    is the operator's own doing, not the container failing."""
+    exit_code: int | None = None
+    """For `die`: the exit code the engine reported."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,10 @@ class Runtime(Protocol):
         ...
 
     def remove_container(self, container_id: str, force: bool = False) -> None: ...
+
+    def set_auto_restart(self, container_id: str, enabled: bool) -> None:
+        """Switch the engine's own restart-on-exit for an existing container on or off."""
+        ...
 
     def exec(
         self, container_id: str, command: list[str], env: Mapping[str, str] | None = None

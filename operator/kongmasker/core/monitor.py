@@ -8,13 +8,22 @@ every probe interval (in a thread) and hand the results to the status code.
     post(result.events); merge(result.verdicts)
 
 Restarts made here are of containers that exist: a missing container is the reconcile's job
-(drift repair re-creates it), not recovery's. Exits seen by the event stream should be passed
-to `record_exit` so that they count, and are acted on, at the next tick.
+(drift repair re-creates it), not recovery's. Exits seen by the event stream are passed to
+`record_exit`; the next tick counts them against the restart budget whoever started the
+container again (Docker's restart policy, usually within a second, or this watch), so that
+one budget covers every path:
+
+* Docker's `unless-stopped` policy stays the first responder (it needs no operator), but once a
+  component has used its budget within the window the watch switches the policy off for that
+  container, and back on when the window frees: no restart storm behind the operator's back.
+* The reconcile's drift repair asks `Monitors.admit` before starting an exited container.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,14 +34,14 @@ from kongmasker.adapters.probes import Probes
 from kongmasker.adapters.runtime import Runtime
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import START_ORDER, Component, ConditionType, Reason
-from kongmasker.core import canary, mirror
-from kongmasker.core.recovery import Action, Decision, Policy
+from kongmasker.core import canary, mirror, recovery
+from kongmasker.core.recovery import Action, Decision, Observation, Policy
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote, Verdict, merge_conditions
 from kongmasker.core.watch import StackWatch, probe_round
 from kongmasker.errors import KongMaskerError
 
-__all__ = ["StackMonitor", "TickResult", "conditions_with"]
+__all__ = ["Monitors", "StackMonitor", "TickResult", "conditions_with"]
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +78,26 @@ class StackMonitor:
     _last_canary: float | None = field(init=False, default=None)
     _last_masking: bool | None = field(init=False, default=None)
     _escalated: set[Component] = field(init=False, default_factory=set)
+    _auto_off: set[Component] = field(init=False, default_factory=set)
+    """Components whose container has Docker's restart policy switched off (budget used)."""
 
     def __post_init__(self) -> None:
         self.watch = StackWatch(self.namespace, self.name, policy=self.policy, clock=self.clock)
 
-    def record_exit(self, component: Component) -> None:
+    def record_exit(self, component: Component, code: int | None = None) -> None:
         """The event stream saw the component's container exit on its own."""
-        self.watch.record_exit(component)
+        self.watch.record_exit(component, code=code)
+
+    def admit_restart(self, component: Component) -> tuple[str, str] | None:
+        """The reconcile found `component`'s container exited and wants to start it: None
+        (go ahead; counted as a restart) or (reason, message): backoff or budget."""
+        # Exited "after" any restart counted so far: the container is down right now.
+        obs = Observation(exited_at=math.inf)
+        decision = recovery.decide(component, self.clock(), obs, self.watch.restarts(), self.policy)
+        if decision.action is Action.RESTART:
+            self.watch.record_restart(component, Reason.CONTAINER_EXITED)
+            return None
+        return str(decision.reason), decision.message
 
     def tick(
         self,
@@ -87,10 +109,12 @@ class StackMonitor:
     ) -> TickResult:
         """One round; never raises for what the stack or the engine does wrong."""
         result = TickResult()
+        self._account_exits(ref, runtime, result)
         answers = probe_round(self.watch, spec, probes, secrets, components=self.components)
         result.decisions = [d for d in self.watch.plan() if d.component in self.components]
         for decision in result.decisions:
             self._carry_out(decision, ref, runtime, result)
+        self._sync_auto_restart(ref, runtime, result)
         if self._escalated:
             worst = [d for d in result.decisions if d.action is Action.ESCALATE]
             message = "; ".join(d.message for d in worst)
@@ -112,6 +136,60 @@ class StackMonitor:
         """Drop the stack's series (on delete)."""
         metrics.forget_observability(self.namespace, self.name)
 
+    def _account_exits(self, ref: StackRef, runtime: Runtime, result: TickResult) -> None:
+        """Exits already undone by someone else (Docker's restart policy) are restarts too."""
+        for comp in self.components:
+            if self.watch.pending_exit(comp) is None:
+                continue
+            try:
+                info = runtime.get_container(ref.container_name(comp))
+            except KongMaskerError:
+                continue
+            if info is None or not info.running:
+                continue  # still down: plan() restarts it (or the reconcile re-creates it)
+            self.watch.record_restart(comp, Reason.CONTAINER_EXITED)
+            code = self.watch.exit_code(comp)
+            used = self.watch.recent_restarts(comp)
+            note = f"{comp}: container exited" + (f" with code {code}" if code is not None else "")
+            note += (
+                f"; Docker's restart policy started it again (restart {used} of "
+                f"{self.policy.budget} within {self.policy.window:g}s)"
+            )
+            if dependents := recovery.dependents(comp):
+                note += f", re-verifying {', '.join(map(str, dependents))}"
+            result.restarted.append(comp)
+            result.events.append(EventNote(str(Reason.CONTAINER_EXITED), note, warning=True))
+
+    def _sync_auto_restart(self, ref: StackRef, runtime: Runtime, result: TickResult) -> None:
+        """Docker's restart policy off while a component's budget is used up, on otherwise."""
+        for comp in self.components:
+            used_up = self.watch.recent_restarts(comp) >= self.policy.budget
+            if used_up == (comp in self._auto_off):
+                continue
+            try:
+                info = runtime.get_container(ref.container_name(comp))
+                if info is None:
+                    continue
+                runtime.set_auto_restart(info.id, not used_up)
+            except KongMaskerError as exc:
+                log.warning(
+                    "%s/%s %s: restart policy not changed: %s", ref.namespace, ref.name, comp, exc
+                )
+                continue
+            if used_up:
+                self._auto_off.add(comp)
+                note = (
+                    f"{comp}: {self.policy.budget} restarts within {self.policy.window:g}s used "
+                    "the budget; Docker's restart policy is off for it until the window frees"
+                )
+                result.events.append(
+                    EventNote(str(Reason.RESTART_BUDGET_EXHAUSTED), note, warning=True)
+                )
+            else:
+                self._auto_off.discard(comp)
+                note = f"{comp}: restart budget free again; Docker's restart policy back on"
+                result.events.append(EventNote("RestartPolicyRestored", note))
+
     def _carry_out(
         self, decision: Decision, ref: StackRef, runtime: Runtime, result: TickResult
     ) -> None:
@@ -130,6 +208,8 @@ class StackMonitor:
             info = runtime.get_container(ref.container_name(comp))
             if info is None:
                 return  # nothing to restart: the reconcile re-creates it
+            if info.status == "restarting":
+                return  # Docker's policy is on it; the next round counts that restart
             if info.running:
                 runtime.stop_container(info.id, timeout=self.stop_timeout)
             runtime.start_container(info.id)
@@ -180,3 +260,45 @@ def conditions_with(
     }
     out = [merged.pop(str(c.get("type")), c) for c in previous]
     return out + list(merged.values())
+
+
+class Monitors:
+    """The live StackMonitor of each stack, by UID: the watch daemon registers its monitor,
+    the Docker-event daemon reports exits to it (and wakes the watch), and the reconcile asks
+    it before starting an exited container. Without a registered monitor (watch off) every
+    restart is admitted, as before the watch existed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._monitors: dict[str, StackMonitor] = {}
+        self._wakes: dict[str, threading.Event] = {}
+
+    def add(self, uid: str, monitor: StackMonitor) -> threading.Event:
+        """Register `monitor`; returns the event set when the stack needs a tick now."""
+        with self._lock:
+            self._monitors[uid] = monitor
+            return self._wakes.setdefault(uid, threading.Event())
+
+    def drop(self, uid: str) -> None:
+        with self._lock:
+            self._monitors.pop(uid, None)
+            self._wakes.pop(uid, None)
+
+    def get(self, uid: str) -> StackMonitor | None:
+        with self._lock:
+            return self._monitors.get(uid)
+
+    def exited(self, uid: str, component: Component, code: int | None = None) -> bool:
+        """An unrequested exit of one of the stack's containers; False if nobody watches."""
+        with self._lock:
+            monitor, wake = self._monitors.get(uid), self._wakes.get(uid)
+        if monitor is None or wake is None:
+            return False
+        monitor.record_exit(component, code)
+        wake.set()
+        return True
+
+    def admit(self, uid: str, component: Component) -> tuple[str, str] | None:
+        """The reconcile's restart guard: None to go ahead, else (reason, message)."""
+        monitor = self.get(uid)
+        return None if monitor is None else monitor.admit_restart(component)

@@ -33,6 +33,7 @@ from kongmasker.config import Settings
 from kongmasker.core import preflight
 from kongmasker.core import status as st
 from kongmasker.core.health import Health
+from kongmasker.core.recovery import dependents
 from kongmasker.core.render import StackRef, endpoints, render_stack
 from kongmasker.core.stack import (
     Action,
@@ -60,6 +61,13 @@ class RuntimeFactory(Protocol):
     def __call__(self, url: str, tls_files: Mapping[str, bytes] | None) -> Runtime: ...
 
 
+class RestartGuard(Protocol):
+    def admit(self, uid: str, component: Component) -> tuple[str, str] | None:
+        """None to start the exited container (counted as a restart), else (reason,
+        message) saying why not."""
+        ...
+
+
 @dataclass
 class Deps:
     """What a reconcile needs from the outside, built once at start-up."""
@@ -69,6 +77,8 @@ class Deps:
     secrets: SecretReader
     status: StatusWriter
     settings: Settings
+    restarts: RestartGuard | None = None
+    """The health watch's restart budget (core/monitor.py Monitors); None: no budget."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,7 @@ class _Run:
         self._checked_at = 0.0
         self.executor: Executor | None = None
         self._changed = False
+        self.refused: tuple[Component, str, str] | None = None
 
     def converge(self, desired: Any, preflight_note: str, version: str) -> Result:
         ref, deps = self.obj.ref, self.deps
@@ -175,7 +186,7 @@ class _Run:
         try:
             if self._maybe_restart():
                 self.observed = observe(self.runtime, ref, desired)
-            actions = plan(desired, self.observed)
+            actions = self._guard(plan(desired, self.observed))
             executor.apply(desired, actions)
         except Superseded as exc:
             error = exc
@@ -190,6 +201,8 @@ class _Run:
                 self.observed = observe(self.runtime, ref, desired)
             except TransientError as exc:
                 error = error or exc
+        if self.refused is not None and error is None:
+            held = list(dependents(self.refused[0]))
         comps = st.components(self.observed, executor.health, held)
         verdicts = self._verdicts(error, executor.health, preflight_note)
         result = _finish(
@@ -206,6 +219,21 @@ class _Run:
         result.events[:0] = self.events
         result.actions = executor.done
         return result
+
+    def _guard(self, actions: list[Action]) -> list[Action]:
+        """Starting an exited container is a restart: within the watch's budget only. A
+        refused start holds back everything after it (its dependents would wait on it)."""
+        guard = self.deps.restarts
+        if guard is None:
+            return actions
+        for i, action in enumerate(actions):
+            if action.kind is not ActionKind.START:
+                continue
+            refusal = guard.admit(self.obj.ref.uid, action.component)
+            if refusal is not None:
+                self.refused = (action.component, *refusal)
+                return actions[:i]
+        return actions
 
     def _verdicts(
         self, error: KongMaskerError | None, health: Mapping[Component, Health], note: str
@@ -225,6 +253,9 @@ class _Run:
                 )
             )
             return st.degraded_verdicts(reason, error.message, note)
+        if self.refused is not None:
+            _, why, message = self.refused
+            return st.degraded_verdicts(why, f"{message}; not started", note)
         sick = [
             f"{c}: {h.message}"
             for c in START_ORDER

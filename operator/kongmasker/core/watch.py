@@ -35,6 +35,7 @@ __all__ = ["StackWatch", "probe_round"]
 class _Component:
     probes: deque[Probe]
     exited_at: float | None = None
+    exit_code: int | None = None
 
 
 @dataclass
@@ -87,9 +88,30 @@ class StackWatch:
         metrics.STACK_UPTIME_RATIO.labels(*self._labels).set(ratio)
         return ratio
 
-    def record_exit(self, component: Component, at: float | None = None) -> None:
+    def record_exit(
+        self, component: Component, at: float | None = None, code: int | None = None
+    ) -> None:
         """The event stream saw the component's container exit without being asked to."""
-        self._comp(component).exited_at = self.clock() if at is None else at
+        comp = self._comp(component)
+        comp.exited_at = self.clock() if at is None else at
+        comp.exit_code = code
+
+    def pending_exit(self, component: Component) -> float | None:
+        """When the component last exited, if no restart has been counted since."""
+        comp = self._components.get(component)
+        if comp is None or comp.exited_at is None:
+            return None
+        last = max((r.at for r in self._restarts if r.component == component), default=None)
+        return comp.exited_at if last is None or comp.exited_at > last else None
+
+    def exit_code(self, component: Component) -> int | None:
+        comp = self._components.get(component)
+        return comp.exit_code if comp else None
+
+    def recent_restarts(self, component: Component) -> int:
+        """Restarts of `component` counted within the policy's window, up to now."""
+        horizon = self.clock() - self.policy.window
+        return sum(1 for r in self._restarts if r.component == component and r.at > horizon)
 
     def record_restart(self, component: Component, reason: Reason | str) -> None:
         """Auto-recovery restarted `component` (count it against the budget)."""
@@ -98,6 +120,11 @@ class StackWatch:
         horizon = now - self.policy.window
         self._restarts = [r for r in self._restarts if r.at > horizon]
         metrics.RECOVERY_ACTIONS.labels(*self._labels, str(component), str(reason)).inc()
+
+    def restarts(self) -> list[Restart]:
+        """Restarts counted within the window, oldest first."""
+        horizon = self.clock() - self.policy.window
+        return [r for r in self._restarts if r.at > horizon]
 
     def observations(self) -> dict[Component, Observation]:
         return {c: Observation(tuple(s.probes), s.exited_at) for c, s in self._components.items()}

@@ -16,6 +16,7 @@ from kongmasker.adapters.probes import NetProbes
 from kongmasker.adapters.runtime import Runtime
 from kongmasker.api.vocabulary import FINALIZER, GROUP
 from kongmasker.config import Settings
+from kongmasker.core.monitor import Monitors
 from kongmasker.core.orphans import sweep
 from kongmasker.core.reconcile import Deps
 from kongmasker.errors import TransientError
@@ -50,6 +51,7 @@ def build_deps(settings: Settings) -> Deps:
         secrets=kube,
         status=kube,
         settings=settings,
+        restarts=Monitors(),
     )
 
 
@@ -60,6 +62,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.setdefault("settings", ours)
     if "deps" not in memo:
         memo["deps"] = build_deps(ours)
+    deps: Deps = memo["deps"]
+    if deps.restarts is None:
+        deps.restarts = Monitors()
+    memo.setdefault("monitors", deps.restarts)
     memo.setdefault("locks", {})
     memo.setdefault("locks_guard", threading.Lock())
     settings.persistence.finalizer = FINALIZER

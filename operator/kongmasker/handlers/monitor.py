@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from kongmasker.api.vocabulary import GROUP, PLURAL, VERSION, Component, Phase
 from kongmasker.config import MonitorSettings
 from kongmasker.core import alerts, preflight
 from kongmasker.core import status as st
-from kongmasker.core.monitor import StackMonitor, conditions_with
+from kongmasker.core.monitor import Monitors, StackMonitor, conditions_with
 from kongmasker.core.reconcile import Deps
 from kongmasker.core.recovery import Policy
 from kongmasker.core.render import StackRef
@@ -78,11 +79,16 @@ def watch_health(
     )
     sampler = ResourceSampler(m.resources_interval) if m.resources_interval > 0 else None
     notifier = _notifier(memo, m)
+    monitors: Monitors = memo["monitors"]
+    wake = monitors.add(uid, monitor)
     try:
         if sampler is not None:
             sampler.start()
         while not stopped:
-            stopped.wait(m.interval)
+            if _sleep(stopped, wake, m.interval):
+                # An exit was reported: give Docker's restart policy (the first responder)
+                # a moment, so that this round counts its restart instead of racing it.
+                stopped.wait(deps.settings.reconcile.event_debounce)
             if stopped:
                 break
             if body.metadata.get("deletionTimestamp"):
@@ -96,8 +102,19 @@ def watch_health(
         # hold up the deletion (kopf keeps the finalizer until every daemon has returned).
         if sampler is not None:
             sampler.stop(timeout=0)
+        monitors.drop(uid)
         monitor.forget()
         _forget_alerts(memo, uid)
+
+
+def _sleep(stopped: kopf.DaemonStopped, wake: threading.Event, seconds: float) -> bool:
+    """Wait `seconds`, less if the daemon is stopped or woken; True if woken."""
+    deadline = time.monotonic() + seconds
+    while not stopped and (left := deadline - time.monotonic()) > 0:
+        if wake.wait(min(left, 0.5)):
+            wake.clear()
+            return True
+    return False
 
 
 def _tick(

@@ -10,21 +10,27 @@ from typing import Any
 
 import kopf
 
+from kongmasker.adapters.runtime import RuntimeEvent
 from kongmasker.api.vocabulary import (
     GROUP,
+    LABEL_COMPONENT,
     LABEL_PART_OF,
     LABEL_STACK_UID,
     PART_OF,
     PLURAL,
     VERSION,
+    Component,
 )
 from kongmasker.config import Settings
 from kongmasker.core import reconcile as core
+from kongmasker.core.monitor import Monitors
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote
 from kongmasker.errors import PermanentError, TransientError
 
 _SETTINGS = Settings.from_env()  # timer intervals are fixed when the decorators run
+COMPONENTS = frozenset(str(c) for c in Component)
+EXIT_ACTIONS = frozenset({"die", "kill", "stop", "oom"})
 DRIFT_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause", "rename"})
 
 
@@ -110,10 +116,25 @@ def watch_docker_events(
             stopped.wait(5.0)
             continue
         since = until
+        drift = _hand_exits_to_the_watch(drift, uid, memo["monitors"])
         if drift and not stopped:
             stopped.wait(deps.settings.reconcile.event_debounce)
             with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
                 _run(body, memo)
+
+
+def _hand_exits_to_the_watch(
+    drift: list[RuntimeEvent], uid: str, monitors: Monitors
+) -> list[RuntimeEvent]:
+    """Unrequested exits go to the health watch (it restarts within the restart budget and
+    says so); the events left over are drift for the reconcile to repair."""
+    watched = set()
+    for e in drift:
+        comp = e.labels.get(LABEL_COMPONENT, "")
+        exited = e.action == "die" and not e.requested and comp in COMPONENTS
+        if exited and monitors.exited(uid, Component(comp), e.exit_code):
+            watched.add(e.container_id)
+    return [e for e in drift if not (e.container_id in watched and e.action in EXIT_ACTIONS)]
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -33,6 +33,7 @@ class FakeRuntime:
         self.log: list[tuple[str, str]] = []
         self.images: set[str] = set()
         self.busy_ports: set[int] = set()
+        self.auto_restart: dict[str, bool] = {}
         self._ids = itertools.count(1)
 
     def info(self) -> EngineInfo:
@@ -84,6 +85,12 @@ class FakeRuntime:
         if c is not None:
             del self.containers[c.id]
             self.log.append(("remove", c.name))
+
+    def set_auto_restart(self, container_id: str, enabled: bool) -> None:
+        c = self._find(container_id)
+        assert c is not None
+        self.auto_restart[c.id] = enabled
+        self.log.append(("auto-restart" if enabled else "no-auto-restart", c.name))
 
     def exec(
         self, container_id: str, command: list[str], env: Mapping[str, str] | None = None

@@ -1,0 +1,224 @@
+"""Issue 5 end to end, the two outages the watch must heal on the real API server and dockerd:
+
+* each component killed (SIGKILL from outside the operator): running again, the stack Ready
+  again, a `ContainerExited` Warning Event naming it and the restart in
+  `kongmasker_recovery_actions_total`;
+* Redis stopped and held down (its port taken by another process, so that no restart can
+  succeed until the test lets it): Kong refuses to forward identifiers it cannot map
+  (fail-secure, 503, nothing reaches the upstream), the stack says Degraded with the reason,
+  and once the port is free Redis comes back first and the stack is Ready again without its
+  dependents having been restarted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tests.e2e.stack_env import COMPONENTS, StackEnv, start_operator, start_times
+from tests.support import free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _recovery_actions(url: str, namespace: str, name: str) -> dict[tuple[str, str], float]:
+    text = httpx.get(url, timeout=5).text
+    out: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name != "kongmasker_recovery_actions_total":
+                continue
+            if s.labels.get("namespace") == namespace and s.labels.get("name") == name:
+                out[(s.labels["component"], s.labels["reason"])] = s.value
+    return out
+
+
+def _watched_operator(env: StackEnv, **extra: str) -> str:
+    """Restart the test's operator with the watch on and fast rounds; returns /metrics."""
+    assert env.operator is not None
+    env.operator.stop()
+    port = free_port()
+    env.operator = start_operator(
+        env.namespace,
+        env.tmp / "operator-recovery.log",
+        KONGMASKER_METRICS_ADDR=f"127.0.0.1:{port}",
+        KONGMASKER_MONITOR_ENABLED="true",
+        KONGMASKER_MONITOR_INTERVAL="2",
+        KONGMASKER_MONITOR_STARTUP_GRACE="3",
+        KONGMASKER_MONITOR_CANARY_INTERVAL="0",
+        KONGMASKER_MONITOR_RESOURCES_INTERVAL="0",
+        KONGMASKER_HEALTH_PROBE_TIMEOUT="1",
+        **extra,
+    )
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def _exit_events(env: StackEnv, name: str, comp: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in env.events(name)
+        if e.get("reason") == "ContainerExited"
+        and e.get("type") == "Warning"
+        and str(e.get("message", "")).startswith(f"{comp}: container exited")
+    ]
+
+
+def _ready_after(env: StackEnv, name: str, moment: str) -> dict[str, Any]:
+    """The stack's status once a reconcile later than `moment` found it Ready."""
+
+    def ready() -> dict[str, Any] | None:
+        st = env.status(name)
+        ok = st.get("phase") == "Ready" and st.get("lastReconcileTime", "") > moment
+        return st if ok else None
+
+    return wait_until(ready, timeout=120, what=f"{name} Ready in a reconcile after {moment}")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_each_killed_component_is_restarted_and_reported(stack_env: StackEnv) -> None:
+    env = stack_env
+    url = _watched_operator(env)
+    name = "killed"
+    env.apply(name, env.spec(name))
+    env.wait_ready(name)
+
+    for comp in COMPONENTS:
+        [container] = env.by_component(name)[comp]
+        before = start_times(env, name)[comp]
+        killed_at = _now()
+        # SIGKILL of the process from the host, as a crash or the OOM killer would end it
+        # (`docker kill` counts as a manual stop, which Docker's policy leaves alone).
+        container.reload()
+        os.kill(int(container.attrs["State"]["Pid"]), signal.SIGKILL)
+
+        def back(comp: str = comp, before: str = before) -> bool:
+            [c] = env.by_component(name)[comp]
+            c.reload()
+            return c.status == "running" and c.attrs["State"]["StartedAt"] != before
+
+        wait_until(back, timeout=60, what=f"{comp} running again after SIGKILL")
+        wait_until(
+            lambda comp=comp: _exit_events(env, name, comp),  # type: ignore[misc]
+            timeout=60,
+            what=f"a ContainerExited Event for {comp}",
+        )
+        _ready_after(env, name, killed_at)
+        [after] = env.by_component(name)[comp]
+        assert after.id == container.id, "restarted in place, not re-created"
+
+    counted = wait_until(
+        lambda: (
+            found
+            if all((c, "ContainerExited") in (found := _recovery_actions(url, env.namespace, name))
+                   for c in COMPONENTS)
+            else None
+        ),
+        timeout=30,
+        what="every component's restart in kongmasker_recovery_actions_total",
+    )  # fmt: skip
+    assert all(counted[(c, "ContainerExited")] >= 1 for c in COMPONENTS), counted
+    # One Event per kill, each with the restart count against the budget.
+    for comp in COMPONENTS:
+        [event] = _exit_events(env, name, comp)[:1]
+        assert "restart 1 of 5" in event["message"], event["message"]
+
+
+@contextlib.contextmanager
+def _port_taken(port: int) -> Iterator[None]:
+    """Another process holds 127.0.0.1:port; connections are accepted and dropped at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # Redis's old connections
+    sock.bind(("127.0.0.1", port))
+    sock.listen(16)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        sock.close()
+        thread.join(timeout=5)
+
+
+def test_redis_down_fails_secure_degrades_and_recovers_in_order(stack_env: StackEnv) -> None:
+    env = stack_env
+    # Small backoff and a large budget: Redis must come back as soon as its port is free.
+    _watched_operator(
+        env,
+        KONGMASKER_MONITOR_BACKOFF_INITIAL="1",
+        KONGMASKER_MONITOR_BACKOFF_MAX="4",
+        KONGMASKER_MONITOR_RESTART_BUDGET="100",
+        # The watch and the drift reconcile wait this long after an exit: long enough for
+        # the test to take the port first.
+        KONGMASKER_RECONCILE_EVENT_DEBOUNCE="3",
+    )
+    name = "noredis"
+    env.apply(name, env.spec(name))
+    status = env.wait_ready(name)
+    proxy = f"{status['endpoints']['proxy']}/v1/messages"
+    before = start_times(env, name)
+    ids = {c: v[0].id for c, v in env.by_component(name).items()}
+    [redis_container] = env.by_component(name)["redis"]
+
+    redis_container.stop(timeout=10)
+    with _port_taken(env.ports[name]["redis"]):
+        # Fail-secure: an identifier Kong cannot map is not forwarded.
+        marker = f"i-0{uuid.uuid4().hex[:16]}"  # an EC2 instance id never seen before
+        body = {"messages": [{"role": "user", "content": f"is {marker} up?"}]}
+        resp = httpx.post(proxy, json=body, timeout=30)
+        assert resp.status_code == 503, resp.text
+        assert "fail-secure" in resp.text
+        seen = json.dumps(httpx.get(f"{env.mock_url}/__requests").json())
+        assert marker not in seen, "an unmasked identifier reached the upstream"
+
+        degraded = env.wait_condition(name, "Degraded", "True", timeout=90)
+        assert "redis" in degraded["message"], degraded
+        assert env.status(name)["phase"] == "Degraded"
+        ready = env.condition(name, "Ready")
+        assert ready["status"] == "False" and "redis" in ready["message"], ready
+
+    # Port free: Redis first, then the stack is Ready; nothing downstream was restarted.
+    status = env.wait_ready(name, timeout=120)
+    after = start_times(env, name)
+    assert after["redis"] > before["redis"]
+    for comp in ("kong", "nginx", "backend"):
+        assert after[comp] == before[comp], f"{comp} was restarted: it should wait for Redis"
+        assert env.by_component(name)[comp][0].id == ids[comp]
+    assert status["components"]["redis"]["state"] == "Healthy"
+
+    resp = httpx.post(proxy, json=body, timeout=30)
+    assert resp.status_code == 200 and marker in resp.text
+    seen = json.dumps(httpx.get(f"{env.mock_url}/__requests").json())
+    assert marker not in seen
+    redis_events = [e for e in env.events(name) if str(e.get("message", "")).startswith("redis:")]
+    assert redis_events, "the Redis outage and its recovery are Events"
+    assert not [
+        e
+        for e in env.events(name)
+        if e.get("reason") in ("ContainerExited", "ProbesFailing")
+        and not str(e.get("message", "")).startswith("redis:")
+    ], "only Redis was acted on"

@@ -10,7 +10,7 @@ case "${1:-start}" in
     if alive; then log "operator already running (pid $(cat "$PID_FILE"))"; exit 0; fi
     log "starting the operator (log: $STATE_DIR/operator.log)"
     KUBECONFIG="$KUBECONFIG_PATH" DOCKER_HOST="$(cat "$STATE_DIR/docker-host")" \
-    KONGMASKER_METRICS_ADDR="127.0.0.1:$OPERATOR_METRICS_PORT" KONGMASKER_MONITOR_ENABLED=true \
+    KONGMASKER_METRICS_ADDR="127.0.0.1:$OPERATOR_METRICS_PORT" \
     KONGMASKER_MOCK_UPSTREAM="http://127.0.0.1:$MOCK_UPSTREAM_PORT" \
       setsid "$REPO_ROOT/.venv/bin/python" -m kongmasker \
         --all-namespaces --liveness "http://127.0.0.1:$OPERATOR_HEALTH_PORT/healthz" \

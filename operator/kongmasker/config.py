@@ -75,10 +75,10 @@ class MetricsSettings:
 class MonitorSettings:
     """The health watch of issue 5 (handlers/monitor.py, core/monitor.py)."""
 
-    enabled: bool = False
+    enabled: bool = True
     """Run the per-stack watch daemon (probes, auto-recovery, canary, resource sampling).
-    Off by default for now: with a second daemon per stack, kopf was seen running the delete
-    handler twice (the second finds Redis already stopped); see docs/observability.md."""
+    While its daemons stop, kopf may run the delete handler a second time; the delete is
+    idempotent (the second run finds nothing to stop and posts nothing)."""
 
     interval: float = 10.0
     """Seconds between two probe rounds of a stack."""

@@ -179,6 +179,8 @@ class DockerRuntime:
 
     @_mapped
     def start_container(self, container_id: str) -> None:
+        # Started again: its next exit is not one this client asked for.
+        self._requested.pop(container_id, None)
         self._api.start(container_id)
 
     @_mapped

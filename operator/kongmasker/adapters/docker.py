@@ -142,12 +142,14 @@ class DockerRuntime:
 
     @_mapped
     def create_container(self, spec: ContainerSpec) -> ContainerInfo:
-        bridge = spec.network_mode != "host"
+        bridge = spec.network_mode not in ("host", "none")
+        # Legacy Binds (not Mounts): the engine creates a missing host directory.
+        mounts = {**spec.volumes, **spec.binds}
         host_config = self._api.create_host_config(
             network_mode=spec.network_mode,
             port_bindings={f"{p}/tcp": hp for p, hp in spec.published_ports.items()} or None,
-            binds={v: {"bind": path, "mode": "rw"} for v, path in spec.volumes.items()} or None,
-            restart_policy={"Name": "unless-stopped"},
+            binds={src: {"bind": path, "mode": "rw"} for src, path in mounts.items()} or None,
+            restart_policy={"Name": "unless-stopped" if spec.restart else "no"},
             nano_cpus=spec.nano_cpus,
             mem_limit=spec.memory_bytes,
         )
@@ -160,6 +162,7 @@ class DockerRuntime:
             image=spec.image,
             name=spec.name,
             command=list(spec.command) if spec.command else None,
+            entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
             environment=dict(spec.env),
             labels=dict(spec.labels),
             ports=list(spec.published_ports) or None,  # ints: docker-py appends "/tcp"

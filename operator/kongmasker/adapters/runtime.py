@@ -22,11 +22,18 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] | None = None
     network_mode: str = "host"
-    """"host" or the name of a user-defined bridge network."""
+    """"host", "none" or the name of a user-defined bridge network."""
     published_ports: Mapping[int, tuple[str, int]] = field(default_factory=dict)
     """container port -> (host address, host port); bridge mode only."""
     volumes: Mapping[str, str] = field(default_factory=dict)
     """volume name -> mount path."""
+    binds: Mapping[str, str] = field(default_factory=dict)
+    """absolute directory of the engine's host -> mount path (read-write); a missing host
+    directory is created by the engine."""
+    entrypoint: tuple[str, ...] | None = None
+    """Replaces the image's ENTRYPOINT (None: the image's own)."""
+    restart: bool = True
+    """Restart policy unless-stopped (True) or none (False: throwaway containers)."""
     stop_signal: str = "SIGTERM"
     stop_timeout: int = 20
     nano_cpus: int | None = None

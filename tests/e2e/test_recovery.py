@@ -45,7 +45,8 @@ def _recovery_actions(url: str, namespace: str, name: str) -> dict[tuple[str, st
 
 
 def _watched_operator(env: StackEnv, **extra: str) -> str:
-    """Restart the test's operator with the watch on and fast rounds; returns /metrics."""
+    """Restart the test's operator with its metrics on a port of ours; returns /metrics.
+    The watch is on by default; its pace comes from each stack's spec.monitoring."""
     assert env.operator is not None
     env.operator.stop()
     port = free_port()
@@ -53,15 +54,14 @@ def _watched_operator(env: StackEnv, **extra: str) -> str:
         env.namespace,
         env.tmp / "operator-recovery.log",
         KONGMASKER_METRICS_ADDR=f"127.0.0.1:{port}",
-        KONGMASKER_MONITOR_ENABLED="true",
-        KONGMASKER_MONITOR_INTERVAL="2",
-        KONGMASKER_MONITOR_STARTUP_GRACE="3",
-        KONGMASKER_MONITOR_CANARY_INTERVAL="0",
         KONGMASKER_MONITOR_RESOURCES_INTERVAL="0",
-        KONGMASKER_HEALTH_PROBE_TIMEOUT="1",
         **extra,
     )
     return f"http://127.0.0.1:{port}/metrics"
+
+
+FAST = {"periodSeconds": 2, "timeoutSeconds": 1, "startupGraceSeconds": 3}
+"""Probe rounds every 2 s (the operator's default is 10 s), set in the stack's spec."""
 
 
 def _exit_events(env: StackEnv, name: str, comp: str) -> list[dict[str, Any]]:
@@ -93,7 +93,7 @@ def test_each_killed_component_is_restarted_and_reported(stack_env: StackEnv) ->
     env = stack_env
     url = _watched_operator(env)
     name = "killed"
-    env.apply(name, env.spec(name))
+    env.apply(name, env.spec(name, monitoring={"probes": FAST, "canary": {"periodSeconds": 0}}))
     env.wait_ready(name)
 
     for comp in COMPONENTS:
@@ -135,6 +135,26 @@ def test_each_killed_component_is_restarted_and_reported(stack_env: StackEnv) ->
     for comp in COMPONENTS:
         [event] = _exit_events(env, name, comp)[:1]
         assert "restart 1 of 5" in event["message"], event["message"]
+    # The watch's record in status: every probe passing again, one restart each in the window.
+    watch = wait_until(
+        lambda: (
+            w
+            if all(
+                (w := env.status(name).get("watch") or {})
+                .get("components", {})
+                .get(c, {})
+                .get("restartsInWindow")
+                == 1
+                for c in COMPONENTS
+            )
+            else None
+        ),
+        timeout=90,
+        what="status.watch counting one restart per component",
+    )
+    for comp in COMPONENTS:
+        record = watch["components"][comp]
+        assert record["probe"] == "Passed" and record["latencySeconds"] < 1, record
 
 
 @contextlib.contextmanager
@@ -166,18 +186,15 @@ def _port_taken(port: int) -> Iterator[None]:
 
 def test_redis_down_fails_secure_degrades_and_recovers_in_order(stack_env: StackEnv) -> None:
     env = stack_env
-    # Small backoff and a large budget: Redis must come back as soon as its port is free.
-    _watched_operator(
-        env,
-        KONGMASKER_MONITOR_BACKOFF_INITIAL="1",
-        KONGMASKER_MONITOR_BACKOFF_MAX="4",
-        KONGMASKER_MONITOR_RESTART_BUDGET="100",
-        # The watch and the drift reconcile wait this long after an exit: long enough for
-        # the test to take the port first.
-        KONGMASKER_RECONCILE_EVENT_DEBOUNCE="3",
-    )
+    # The watch and the drift reconcile wait this long after an exit: long enough for the
+    # test to take the port first.
+    _watched_operator(env, KONGMASKER_RECONCILE_EVENT_DEBOUNCE="3")
     name = "noredis"
-    env.apply(name, env.spec(name))
+    # Small backoff and a large budget, the stack's own: Redis must come back as soon as its
+    # port is free.
+    recovery = {"backoffSeconds": 1, "maxBackoffSeconds": 4, "restartBudget": 100}
+    monitoring = {"probes": FAST, "recovery": recovery, "canary": {"periodSeconds": 0}}
+    env.apply(name, env.spec(name, monitoring=monitoring))
     status = env.wait_ready(name)
     proxy = f"{status['endpoints']['proxy']}/v1/messages"
     before = start_times(env, name)

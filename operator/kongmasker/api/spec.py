@@ -262,6 +262,72 @@ class AlertsSpec:
         return cls(webhook=WebhookSpec.from_dict(raw.get("webhook")))
 
 
+# spec.monitoring fields: (group, camelCase key) -> (attribute, minimum, maximum). Bounds keep
+# a typo from turning the watch into a busy loop or switching it off for a day.
+_MONITORING_FIELDS: dict[tuple[str, str], tuple[str, float, float]] = {
+    ("probes", "periodSeconds"): ("probe_period", 1, 3600),
+    ("probes", "timeoutSeconds"): ("probe_timeout", 0.1, 60),
+    ("probes", "failureThreshold"): ("failure_threshold", 1, 100),
+    ("probes", "startupGraceSeconds"): ("startup_grace", 0, 3600),
+    ("recovery", "restartBudget"): ("restart_budget", 1, 1000),
+    ("recovery", "budgetWindowSeconds"): ("budget_window", 1, 86400),
+    ("recovery", "backoffSeconds"): ("backoff", 0, 3600),
+    ("recovery", "maxBackoffSeconds"): ("max_backoff", 0, 86400),
+    ("canary", "periodSeconds"): ("canary_period", 0, 86400),
+}
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """`spec.monitoring`: this stack's health-watch tunables. Every field is optional; an
+    unset one takes the operator's KONGMASKER_MONITOR_* / KONGMASKER_HEALTH_* setting."""
+
+    probe_period: float | None = None
+    probe_timeout: float | None = None
+    failure_threshold: int | None = None
+    startup_grace: float | None = None
+    restart_budget: int | None = None
+    budget_window: float | None = None
+    backoff: float | None = None
+    max_backoff: float | None = None
+    canary_period: float | None = None
+    """0 switches the canary off for this stack."""
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> MonitoringSpec:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise InvalidSpec(
+                "spec.monitoring must be an object, e.g. {probes: {periodSeconds: 10}}"
+            )
+        for group in ("probes", "recovery", "canary"):
+            section = raw.get(group)
+            if section is not None and not isinstance(section, Mapping):
+                raise InvalidSpec(f"spec.monitoring.{group} must be an object")
+        values: dict[str, float | int] = {}
+        for (group, key), (attr, low, high) in _MONITORING_FIELDS.items():
+            section = raw.get(group)
+            if section is None or key not in section:
+                continue
+            where, value = f"spec.monitoring.{group}.{key}", section[key]
+            whole = attr in ("failure_threshold", "restart_budget")
+            kinds = (int,) if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                kind = "a whole number" if whole else "a number of seconds"
+                raise InvalidSpec(f"{where}: {value!r} is not {kind}; remove it for the default")
+            if not low <= value <= high:
+                raise InvalidSpec(f"{where}: {value} is out of range; use {low:g} to {high:g}")
+            values[attr] = value
+        spec = cls(**values)  # type: ignore[arg-type]
+        if None not in (spec.backoff, spec.max_backoff) and spec.max_backoff < spec.backoff:  # type: ignore[operator]
+            raise InvalidSpec(
+                "spec.monitoring.recovery.maxBackoffSeconds is below backoffSeconds; raise it "
+                "or lower backoffSeconds"
+            )
+        return spec
+
+
 @dataclass(frozen=True)
 class StackSpec:
     """The whole desired state of one stack."""
@@ -276,6 +342,7 @@ class StackSpec:
     paused: bool = False
     stop_grace_period_seconds: int | None = None
     alerts: AlertsSpec = field(default_factory=AlertsSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> StackSpec:
@@ -304,6 +371,7 @@ class StackSpec:
             paused=bool(raw.get("paused", False)),
             stop_grace_period_seconds=_opt_int(raw.get("stopGracePeriodSeconds")),
             alerts=AlertsSpec.from_dict(raw.get("alerts")),
+            monitoring=MonitoringSpec.from_dict(raw.get("monitoring")),
         )
         spec.validate()
         return spec

@@ -32,16 +32,18 @@ from typing import Any
 from kongmasker import metrics
 from kongmasker.adapters.probes import Probes
 from kongmasker.adapters.runtime import Runtime
-from kongmasker.api.spec import StackSpec
+from kongmasker.api.spec import MonitoringSpec, StackSpec
 from kongmasker.api.vocabulary import START_ORDER, Component, ConditionType, Reason
+from kongmasker.config import MonitorSettings
 from kongmasker.core import canary, mirror, recovery
 from kongmasker.core.recovery import Action, Decision, Observation, Policy
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote, Verdict, merge_conditions
+from kongmasker.core.status import now as status_now
 from kongmasker.core.watch import StackWatch, probe_round
 from kongmasker.errors import KongMaskerError
 
-__all__ = ["Monitors", "StackMonitor", "TickResult", "conditions_with"]
+__all__ = ["Monitors", "StackMonitor", "TickResult", "Tuning", "conditions_with"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,37 @@ class TickResult:
     """Degraded (only while a restart budget is exhausted) and MaskingVerified (when the canary
     ran); merge them into the conditions the reconcile writes."""
     canary: canary.CanaryResult | None = None
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The watch settings in force for one stack: its spec.monitoring over the operator's."""
+
+    period: float
+    probe_timeout: float
+    canary_period: float
+    policy: Policy
+
+    @classmethod
+    def of(cls, settings: MonitorSettings, probe_timeout: float, spec: MonitoringSpec) -> Tuning:
+        def pick(own: float | None, default: float) -> float:
+            return default if own is None else own
+
+        initial = pick(spec.backoff, settings.backoff_initial)
+        policy = Policy(
+            failure_threshold=int(pick(spec.failure_threshold, settings.failure_threshold)),
+            startup_grace=pick(spec.startup_grace, settings.startup_grace),
+            backoff_initial=initial,
+            backoff_max=max(initial, pick(spec.max_backoff, settings.backoff_max)),
+            budget=int(pick(spec.restart_budget, settings.restart_budget)),
+            window=pick(spec.budget_window, settings.restart_window),
+        )
+        return cls(
+            period=pick(spec.probe_period, settings.interval),
+            probe_timeout=pick(spec.probe_timeout, probe_timeout),
+            canary_period=pick(spec.canary_period, settings.canary_interval),
+            policy=policy,
+        )
 
 
 @dataclass
@@ -77,12 +110,24 @@ class StackMonitor:
     _mirror: metrics.CumulativeMirror = field(init=False, default_factory=metrics.CumulativeMirror)
     _last_canary: float | None = field(init=False, default=None)
     _last_masking: bool | None = field(init=False, default=None)
+    _canary_report: dict[str, Any] | None = field(init=False, default=None)
+    _reported: dict[str, Any] | None = field(init=False, default=None)
+    _reported_at: float | None = field(init=False, default=None)
+    report_every: float = 60.0
+    """Seconds after which status.watch is rewritten even if only latencies changed."""
     _escalated: set[Component] = field(init=False, default_factory=set)
     _auto_off: set[Component] = field(init=False, default_factory=set)
     """Components whose container has Docker's restart policy switched off (budget used)."""
 
     def __post_init__(self) -> None:
         self.watch = StackWatch(self.namespace, self.name, policy=self.policy, clock=self.clock)
+
+    def retune(self, tuning: Tuning) -> None:
+        """Apply the stack's current settings (its spec may have changed since the last round);
+        the probe, exit and restart history is kept."""
+        self.policy = self.watch.policy = tuning.policy
+        self.canary_interval = tuning.canary_period
+        self.probe_timeout = tuning.probe_timeout
 
     def record_exit(self, component: Component, code: int | None = None) -> None:
         """The event stream saw the component's container exit on its own."""
@@ -131,6 +176,22 @@ class StackMonitor:
         if self._canary_due():
             self._run_canary(spec, result)
         return result
+
+    def status_report(self, at: str) -> dict[str, Any] | None:
+        """status.watch if it is worth a write now: a probe result, a failure count, a restart
+        count or the canary changed, or `report_every` passed (latencies alone change every
+        round; writing them each round would cost one API write per stack per round)."""
+        comps = {str(c): r for c in self.components if (r := self.watch.report(c)) is not None}
+        report: dict[str, Any] = {"lastProbeTime": at, "components": comps}
+        if self._canary_report is not None:
+            report["canary"] = self._canary_report
+        now = self.clock()
+        material = _without(report, {"lastProbeTime", "latencySeconds", "successRatio"})
+        stale = self._reported_at is None or now - self._reported_at >= self.report_every
+        if not stale and material == self._reported:
+            return None
+        self._reported, self._reported_at = material, now
+        return report
 
     def forget(self) -> None:
         """Drop the stack's series (on delete)."""
@@ -238,12 +299,28 @@ class StackMonitor:
         )
         canary.record(outcome, self.namespace, self.name)
         result.canary = outcome
+        self._canary_report = {
+            "lastRunTime": status_now(),
+            "result": {True: "Passed", False: "Failed", None: "Unknown"}[outcome.ok],
+            "reason": str(outcome.reason),
+            "accuracy": round(outcome.accuracy, 4),
+            "typesChecked": len(outcome.types),
+        }
+        if outcome.latency_seconds is not None:
+            self._canary_report["latencySeconds"] = round(outcome.latency_seconds, 4)
         result.verdicts.append(canary.verdict(outcome))
         if outcome.ok is not None and outcome.ok != self._last_masking:
             warning = not outcome.ok
             result.events.append(EventNote(str(outcome.reason), outcome.message, warning=warning))
         if outcome.ok is not None:
             self._last_masking = outcome.ok
+
+
+def _without(value: Any, keys: set[str]) -> Any:
+    """`value` with the given keys dropped at every depth (for "did anything else change")."""
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    return value
 
 
 def conditions_with(

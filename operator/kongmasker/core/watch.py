@@ -36,6 +36,8 @@ class _Component:
     probes: deque[Probe]
     exited_at: float | None = None
     exit_code: int | None = None
+    last_seconds: float | None = None
+    """Duration of the last probe."""
 
 
 @dataclass
@@ -74,6 +76,7 @@ class StackWatch:
         if not ok:
             metrics.HEALTH_CHECK_FAILURES.labels(*labels, str(Reason.HEALTH_GATE_FAILED)).inc()
         if duration is not None:
+            comp.last_seconds = duration
             metrics.HEALTH_CHECK_SECONDS.labels(*labels).observe(duration)
         metrics.COMPONENT_UP.labels(*labels).set(1 if ok else 0)
         passed = sum(p.ok for p in comp.probes)
@@ -120,6 +123,29 @@ class StackWatch:
         horizon = now - self.policy.window
         self._restarts = [r for r in self._restarts if r.at > horizon]
         metrics.RECOVERY_ACTIONS.labels(*self._labels, str(component), str(reason)).inc()
+
+    def report(self, component: Component) -> dict[str, object] | None:
+        """The component's probe record for status.watch (None before its first probe)."""
+        comp = self._components.get(component)
+        if comp is None or not comp.probes:
+            return None
+        last = comp.probes[-1]
+        failures = 0
+        for probe in reversed(comp.probes):
+            if probe.ok:
+                break
+            failures += 1
+        out: dict[str, object] = {
+            "probe": "Passed" if last.ok else "Failed",
+            "consecutiveFailures": failures,
+            "successRatio": round(sum(p.ok for p in comp.probes) / len(comp.probes), 3),
+            "restartsInWindow": self.recent_restarts(component),
+        }
+        if not last.ok:
+            out["message"] = last.message
+        if comp.last_seconds is not None:
+            out["latencySeconds"] = round(comp.last_seconds, 4)
+        return out
 
     def restarts(self) -> list[Restart]:
         """Restarts counted within the window, oldest first."""

@@ -23,14 +23,14 @@ from typing import Any
 import kopf
 
 from kongmasker.adapters.notifier import Alert, WebhookNotifier
-from kongmasker.api.spec import StackSpec
+from kongmasker.adapters.probes import NetProbes, Probes
+from kongmasker.api.spec import MonitoringSpec, StackSpec
 from kongmasker.api.vocabulary import GROUP, PLURAL, VERSION, Component, Phase
 from kongmasker.config import MonitorSettings
 from kongmasker.core import alerts, preflight
 from kongmasker.core import status as st
-from kongmasker.core.monitor import Monitors, StackMonitor, conditions_with
+from kongmasker.core.monitor import Monitors, StackMonitor, Tuning, conditions_with
 from kongmasker.core.reconcile import Deps
-from kongmasker.core.recovery import Policy
 from kongmasker.core.render import StackRef
 from kongmasker.core.resources import ResourceSampler
 from kongmasker.errors import KongMaskerError
@@ -47,17 +47,6 @@ def _lock(memo: kopf.Memo, uid: str) -> threading.Lock:
         return lock
 
 
-def _policy(m: MonitorSettings) -> Policy:
-    return Policy(
-        failure_threshold=m.failure_threshold,
-        startup_grace=m.startup_grace,
-        backoff_initial=m.backoff_initial,
-        backoff_max=max(m.backoff_max, m.backoff_initial),
-        budget=m.restart_budget,
-        window=m.restart_window,
-    )
-
-
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=1.0, cancellation_timeout=15)
 def watch_health(
     body: kopf.Body, uid: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
@@ -68,15 +57,17 @@ def watch_health(
     if not m.enabled:
         return
     ns, name = str(body.metadata.namespace), str(body.metadata.name)
+    defaults = Tuning.of(m, deps.settings.health.probe_timeout, MonitoringSpec())
     monitor = StackMonitor(
         ns,
         name,
-        policy=_policy(m),
-        canary_interval=m.canary_interval,
+        policy=defaults.policy,
+        canary_interval=defaults.canary_period,
         canary_per_type_timing=m.canary_per_type_timing,
         stop_timeout=max(1, min(10, deps.settings.stop.grace_seconds)),
-        probe_timeout=deps.settings.health.probe_timeout,
+        probe_timeout=defaults.probe_timeout,
     )
+    period = [defaults.period]  # spec.monitoring.probes.periodSeconds, read each round
     sampler = ResourceSampler(m.resources_interval) if m.resources_interval > 0 else None
     notifier = _notifier(memo, m)
     monitors: Monitors = memo["monitors"]
@@ -85,7 +76,7 @@ def watch_health(
         if sampler is not None:
             sampler.start()
         while not stopped:
-            if _sleep(stopped, wake, m.interval):
+            if _sleep(stopped, wake, period[0]):
                 # An exit was reported: give Docker's restart policy (the first responder)
                 # a moment, so that this round counts its restart instead of racing it.
                 stopped.wait(deps.settings.reconcile.event_debounce)
@@ -94,7 +85,7 @@ def watch_health(
             if body.metadata.get("deletionTimestamp"):
                 break
             try:
-                _tick(body, uid, memo, deps, monitor, sampler, notifier)
+                _tick(body, uid, memo, deps, monitor, sampler, notifier, period)
             except KongMaskerError as exc:
                 log.info("[%s/%s] health watch skipped a round: %s", ns, name, exc.message)
     finally:
@@ -125,6 +116,7 @@ def _tick(
     monitor: StackMonitor,
     sampler: ResourceSampler | None,
     notifier: WebhookNotifier | None,
+    period: list[float],
 ) -> None:
     ns, name = monitor.namespace, monitor.name
     lock = _lock(memo, uid)
@@ -146,17 +138,38 @@ def _tick(
         runtime = deps.runtime_for(spec.docker_host.url or deps.settings.docker.default_url, None)
         if sampler is not None:
             sampler.watch(ns, name, runtime, ref.stack_labels(), _cpu_limits(spec))
-        result = monitor.tick(spec, ref, runtime, deps.probes, secrets)
+        tuning = Tuning.of(
+            deps.settings.monitor, deps.settings.health.probe_timeout, spec.monitoring
+        )
+        monitor.retune(tuning)
+        period[0] = tuning.period
+        probes = _probes(memo, deps, tuning.probe_timeout)
+        result = monitor.tick(spec, ref, runtime, probes, secrets)
+        patch: dict[str, Any] = {}
         if result.verdicts:
             generation = int(status.get("observedGeneration", 0) or 0)
-            conditions = conditions_with(
+            patch["conditions"] = conditions_with(
                 status.get("conditions") or [], result.verdicts, generation, st.now()
             )
-            deps.status.patch_status(ns, name, {"conditions": conditions})
+        if (report := monitor.status_report(st.now())) is not None:
+            patch["watch"] = report
+        if patch:
+            deps.status.patch_status(ns, name, patch)
     finally:
         lock.release()
     _post(body, result.events)
     _alert(body, uid, memo, deps, spec, result.events, notifier)
+
+
+def _probes(memo: kopf.Memo, deps: Deps, timeout: float) -> Probes:
+    """Probes with the stack's timeout: the operator's own unless the spec sets another."""
+    if timeout == deps.settings.health.probe_timeout:
+        return deps.probes
+    with memo["locks_guard"]:
+        cache: dict[float, Probes] = memo.setdefault("probes_by_timeout", {})
+        if timeout not in cache:
+            cache[timeout] = NetProbes(timeout)
+        return cache[timeout]
 
 
 def _post(body: kopf.Body, events: list[st.EventNote]) -> None:

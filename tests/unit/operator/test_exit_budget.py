@@ -197,3 +197,43 @@ def test_a_refused_start_holds_the_component_and_its_dependents(
     assert conditions["Ready"]["status"] == "False"
     assert result.status is not None and result.status["phase"] == "Degraded"
     assert [c for c in START_ORDER if c is not Component.KONG]  # the order is what we think
+
+
+def test_status_watch_reports_probes_restarts_and_is_written_only_when_worth_it(
+    runtime: FakeRuntime, probes: FakeProbes, ref: StackRef, spec: StackSpec
+) -> None:
+    running_stack(runtime, ref, spec)
+    clock = Clock()
+    mon = monitor(clock)
+    mon.tick(spec, ref, runtime, probes, SECRETS)
+    first = mon.status_report("2026-11-26T10:00:00Z")
+    assert first is not None and first["lastProbeTime"] == "2026-11-26T10:00:00Z"
+    kong = first["components"]["kong"]
+    assert kong["probe"] == "Passed" and kong["consecutiveFailures"] == 0
+    assert kong["restartsInWindow"] == 0 and kong["latencySeconds"] >= 0
+    assert set(first["components"]) == {"redis", "kong", "nginx", "backend"}
+
+    clock.now += 10  # same results, new latencies: not worth a write
+    mon.tick(spec, ref, runtime, probes, SECRETS)
+    assert mon.status_report("2026-11-26T10:00:10Z") is None
+
+    probes.sick.add("nginx")  # a result changed: written at once, with the reason
+    clock.now += 10
+    mon.tick(spec, ref, runtime, probes, SECRETS)
+    failed = mon.status_report("2026-11-26T10:00:20Z")
+    assert failed is not None
+    nginx = failed["components"]["nginx"]
+    assert nginx["probe"] == "Failed" and nginx["consecutiveFailures"] == 1
+    assert nginx["message"] and nginx["successRatio"] < 1
+
+    probes.sick.clear()  # healthy again: written
+    clock.now += 10
+    mon.tick(spec, ref, runtime, probes, SECRETS)
+    healed = mon.status_report("2026-11-26T10:00:30Z")
+    assert healed is not None and healed["components"]["nginx"]["probe"] == "Passed"
+    clock.now += 10
+    mon.tick(spec, ref, runtime, probes, SECRETS)
+    assert mon.status_report("2026-11-26T10:00:40Z") is None
+    clock.now += 61  # nothing new for a minute: rewritten anyway (fresh latencies and time)
+    mon.tick(spec, ref, runtime, probes, SECRETS)
+    assert mon.status_report("2026-11-26T10:01:41Z") is not None

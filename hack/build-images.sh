@@ -74,18 +74,24 @@ stage() {
 }
 
 context_hash() {
-  (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$BASE_TAG") | sha256sum | cut -c1-12
+  local parents="$BASE_TAG"
+  uses_python_base "$2" && parents+=" $PYTHON_BASE_TAG"
+  (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$parents") | sha256sum | cut -c1-12
 }
+
+# The Python images start FROM python-base (ARG PYTHON_BASE); it is built first.
+PYTHON_BASE_TAG=""
+uses_python_base() { grep -q '^ARG PYTHON_BASE' "$IMAGES_DIR/$1/Dockerfile"; }
 
 build_one() {
   local name="$1" ctx="$CACHE_DIR/contexts/$1"
   stage "$name" "$ctx"
-  local tag="kongmasker/$name:$(context_hash "$ctx")"
+  local tag="kongmasker/$name:$(context_hash "$ctx" "$name")"
   if have_image "$tag"; then
     log "$tag present"
   else
     log "building $tag"
-    docker build --network host --build-arg "BASE=$BASE_TAG" -t "$tag" "$ctx" \
+    docker build --network host --build-arg "BASE=$BASE_TAG" --build-arg "PYTHON_BASE=$PYTHON_BASE_TAG" -t "$tag" "$ctx" \
       > "$CACHE_DIR/contexts/$name.build.log" 2>&1 \
       || { tail -30 "$CACHE_DIR/contexts/$name.build.log" >&2; die "build of $name failed (log: $CACHE_DIR/contexts/$name.build.log)"; }
   fi
@@ -105,7 +111,13 @@ case "${1:-all}" in
     build_base
     rm -f "$STATE_DIR/images.env.tmp"
     if [[ "${1:-all}" == all ]]; then names="$(all_names)"; else names="$*"; fi
-    for n in $names; do build_one "$n"; done
+    for n in $names; do
+      if uses_python_base "$n" && [[ -z "$PYTHON_BASE_TAG" ]]; then
+        build_one python-base
+        PYTHON_BASE_TAG="$(awk -F= '$1 == "python-base" {print $2}' "$STATE_DIR/images.env.tmp" | tail -1)"
+      fi
+      [[ "$n" == python-base && -n "$PYTHON_BASE_TAG" ]] || build_one "$n"
+    done
     # Keep the entries of images not rebuilt this time; the newest entry per name wins.
     { cat "$STATE_DIR/images.env.tmp"; cat "$STATE_DIR/images.env" 2>/dev/null || true; } \
       | awk -F= '!seen[$1]++' | sort > "$STATE_DIR/images.env.new"

@@ -212,7 +212,7 @@ def test_backup_restore_100k_mappings_same_and_new_stack(env: Env) -> None:
     status = env.wait_phase("alpha-b1", ("Validated", "Invalid", "Failed"))
     assert status["phase"] == "Validated", status
     assert status["keys"] == len(before) and status["keysByPrefix"]["aws_masker:map:"] == 100_000
-    assert status["sizeBytes"] > 0 and status["location"].startswith("file://")
+    assert status["sizeBytes"] > 0 and status["location"].startswith("docker-host://")
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["Completed"] == conditions["Validated"] == "True"
     wait_until(lambda: {"SnapshotTaken", "ValidationPassed"} <= set(env.events("alpha-b1")),

@@ -1,7 +1,8 @@
 """Backup stores: where backup files live. `BackupStore` is the protocol core sees.
 
-* `DirectoryStore` - a directory of the machine the operator runs on. In the local
-  environment (and whenever the operator runs on the Docker host) that is the Docker host.
+* `DirectoryStore` - a directory of the machine the operator runs on (tests, tools). The
+  operator's directory storage is `hoststore.DockerHostDirectoryStore`, which writes on the
+  stack's Docker host through the Docker API wherever the operator runs.
 * `S3Store` - an S3-compatible bucket, spoken to with plain SigV4-signed HTTP (httpx), so
   no SDK is needed; tested against a real local S3-compatible server.
 
@@ -53,7 +54,11 @@ class BackupStore(Protocol):
         ...
 
     def url(self, key: str) -> str:
-        """A URL naming `key`, for status (file:///..., s3://bucket/...)."""
+        """A URL naming `key`, for status (docker-host://..., s3://bucket/...)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store holds (connections, helper containers); idempotent."""
         ...
 
 
@@ -123,6 +128,9 @@ class DirectoryStore:
 
     def url(self, key: str) -> str:
         return self._path(key).as_uri() if self.root.is_absolute() else str(self._path(key))
+
+    def close(self) -> None:
+        return None
 
 
 class S3Store:

@@ -36,9 +36,11 @@ def runtime(docker_host: str, redis_image: str) -> Iterator[DockerRuntime]:
     rt = DockerRuntime.connect(docker_host)
     yield rt
     # Throwaway containers must never outlive the code that made them.
-    leftovers = rt.list_containers({LABEL_SCRATCH: "count"}) + rt.list_containers(
-        {LABEL_SCRATCH: "restore"}
-    )
+    leftovers = [
+        info
+        for purpose in ("count", "restore", "store")
+        for info in rt.list_containers({LABEL_SCRATCH: purpose})
+    ]
     for info in leftovers:
         rt.remove_container(info.id, force=True)
     rt.close()

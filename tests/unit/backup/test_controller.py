@@ -55,7 +55,7 @@ def deps(api: FakeApi, root) -> core.BackupDeps:
 
     return core.BackupDeps(
         runtime_for=no, secrets=no, stacks=no, api=api, probes=no, settings=Settings(),
-        store_for=lambda storage, ns, secrets: DirectoryStore(root),
+        store_for=lambda storage, ns, secrets, host: DirectoryStore(root),
     )  # fmt: skip
 
 
@@ -172,3 +172,81 @@ def test_failures_are_counted_in_the_backup_metrics(tmp_path):
     schedule(api, cron="not a cron at all")
     tick(api, tmp_path, T0)
     assert REGISTRY.get_sample_value("kongmasker_backup_failures_total", labels) == before + 1
+
+
+class ClosingStore(DirectoryStore):
+    closed = 0
+
+    def close(self) -> None:
+        ClosingStore.closed += 1
+
+
+def test_retention_uses_one_store_per_stack_and_closes_it(tmp_path):
+    api = FakeApi()
+    schedule(api, keepLast=1)
+    parent = core.BackupObject.from_body(api.objects["nightly"])
+    parent_spec = core.BackupSpec.from_dict(parent.spec)
+    for i in range(3):
+        at = T0 + dt.timedelta(hours=i)
+        api.create_backup("ns", core.child_body(parent, parent_spec, at))
+        name = f"nightly-{at:%Y%m%d%H%M%S}"
+        api.objects[name]["metadata"]["creationTimestamp"] = core.now_iso(at)
+        api.objects[name]["status"] = {"phase": "Failed"}
+    api.objects["nightly"]["status"] = {
+        "lastScheduleTime": core.now_iso(T0 + dt.timedelta(hours=2))
+    }
+    made: list[ClosingStore] = []
+
+    def store_for(storage, ns, secrets, host):
+        made.append(ClosingStore(tmp_path))
+        return made[-1]
+
+    d = deps(api, tmp_path)
+    d.store_for = store_for
+    ClosingStore.closed = 0
+    obj = core.BackupObject.from_body(api.objects["nightly"])
+    events = core.tick_schedule(obj, d, T0 + dt.timedelta(hours=2, minutes=30))
+    assert [e.reason for e in events] == ["RetentionDeleted", "RetentionDeleted"]
+    assert len(made) == 1 and ClosingStore.closed == 1
+
+
+class NoRuntime:
+    """make_store must not touch the engine: the store's helper is made on first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"runtime.{name} called")
+
+
+def test_make_store_puts_directories_on_the_stacks_docker_host():
+    from kongmasker.adapters.hoststore import DockerHostDirectoryStore
+    from kongmasker.adapters.storage import StorageError
+    from kongmasker.api.backup import StorageSpec
+
+    spec = StorageSpec.from_dict({"directory": {"path": "/srv/backups"}})
+    host = core.StoreHost(NoRuntime(), "kongmasker/redis:dev", "tcp://10.0.0.7:2376")
+    store = core.make_store(spec, "ns", None, lambda: host)
+    assert isinstance(store, DockerHostDirectoryStore)
+    assert store.image == "kongmasker/redis:dev" and store.runtime is host.runtime
+    assert store.labels["app.kubernetes.io/part-of"] == "kongmasker"
+    assert store.labels["kongmasker.io/scratch"] == "store"
+    assert store.url("ns/demo/b1") == "docker-host://10.0.0.7:2376/srv/backups/ns/demo/b1"
+    local = core.make_store(spec, "ns", None, lambda: core.StoreHost(NoRuntime(), "r", ""))
+    assert local.url("k") == "docker-host://localhost/srv/backups/k"
+    store.close()  # no helper was made: nothing to remove
+    with pytest.raises(StorageError, match="Docker host"):
+        core.make_store(spec, "ns", None)
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("tcp://10.0.0.7:2376", "10.0.0.7:2376"),
+        ("ssh://deploy@docker-1.example", "docker-1.example"),
+        ("unix:///var/run/docker.sock", "localhost"),
+        ("", "localhost"),
+    ],
+)
+def test_engine_host_names(url, name):
+    from kongmasker.adapters.hoststore import engine_host
+
+    assert engine_host(url) == name

@@ -16,17 +16,18 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, closing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kongmasker import metrics
 from kongmasker.adapters.backup_kube import BackupApi
+from kongmasker.adapters.hoststore import DockerHostDirectoryStore, engine_host
 from kongmasker.adapters.kube import SecretReader
 from kongmasker.adapters.probes import Probes
 from kongmasker.adapters.runtime import Runtime
-from kongmasker.adapters.storage import BackupStore, DirectoryStore, S3Store
+from kongmasker.adapters.storage import BackupStore, S3Store, StorageError
 from kongmasker.api.backup import (
     BACKUP_KIND,
     LABEL_BACKUP_STACK,
@@ -46,6 +47,7 @@ from kongmasker.config import Settings
 from kongmasker.core import preflight
 from kongmasker.core.backup.create import BackupJob, StackTarget
 from kongmasker.core.backup.manifest import Identity, total_keys
+from kongmasker.core.backup.rediscli import labels as scratch_labels
 from kongmasker.core.backup.restore import RestoreFailed, RestoreJob, RestoreRefused
 from kongmasker.core.backup.retention import BackupRecord, newest_validated, select_for_deletion
 from kongmasker.core.backup.schedule import child_name, decide
@@ -65,13 +67,41 @@ class RuntimeFactory(Protocol):
     def __call__(self, url: str, tls_files: Mapping[str, bytes] | None) -> Runtime: ...
 
 
-StoreFactory = Callable[[StorageSpec, str, SecretReader], BackupStore]
+@dataclass(frozen=True)
+class StoreHost:
+    """The Docker host a directory store keeps its files on."""
+
+    runtime: Runtime
+    image: str
+    """An image present on that host (the stack's Redis image) to run the store's helper."""
+    engine_url: str = ""
+    """The engine's URL (dockerHost.url), to name the host in status URLs."""
 
 
-def make_store(storage: StorageSpec, namespace: str, secrets: SecretReader) -> BackupStore:
-    """The store a spec names; S3 credentials come from a Secret of `namespace`."""
+HostResolver = Callable[[], StoreHost]
+StoreFactory = Callable[[StorageSpec, str, SecretReader, HostResolver], BackupStore]
+
+
+def make_store(
+    storage: StorageSpec,
+    namespace: str,
+    secrets: SecretReader,
+    host: HostResolver | None = None,
+) -> BackupStore:
+    """The store a spec names. A directory is on the Docker host `host()` names (resolved
+    only for directory storage); S3 credentials come from a Secret of `namespace`. Close
+    the store after use (a directory store runs a helper container until then)."""
     if storage.s3 is None:
-        return DirectoryStore(storage.directory)
+        if host is None:
+            raise StorageError("directory storage needs the stack's Docker host")
+        where = host()
+        return DockerHostDirectoryStore(
+            where.runtime,
+            storage.directory,
+            where.image,
+            labels=scratch_labels("store"),
+            engine=engine_host(where.engine_url),
+        )
     s3 = storage.s3
     try:
         data = secrets.read_secret(namespace, s3.credentials_secret)
@@ -223,6 +253,10 @@ class StackContext:
     runtime: Runtime
     secrets: dict[str, str]
     spec_doc: Mapping[str, Any]
+    engine_url: str = ""
+
+    def store_host(self) -> StoreHost:
+        return StoreHost(self.runtime, self.target.spec.redis.image, self.engine_url)
 
 
 def stack_context(namespace: str, name: str, deps: BackupDeps) -> StackContext:
@@ -238,10 +272,28 @@ def stack_context(namespace: str, name: str, deps: BackupDeps) -> StackContext:
     tls = None
     if spec.docker_host.tls is not None:
         tls = deps.secrets.read_secret(namespace, spec.docker_host.tls.name)
-    runtime = deps.runtime_for(spec.docker_host.url or deps.settings.docker.default_url, tls)
+    url = spec.docker_host.url or deps.settings.docker.default_url
+    runtime = deps.runtime_for(url, tls)
     secrets = preflight.resolve_secrets(spec, namespace, deps.secrets)
     target = StackTarget(ref, spec, int(meta.get("generation", 0) or 0))
-    return StackContext(target, runtime, secrets, body.get("spec") or {})
+    return StackContext(target, runtime, secrets, body.get("spec") or {}, url)
+
+
+def store_host(namespace: str, stacks: Sequence[str], deps: BackupDeps) -> StoreHost:
+    """Where a backup's directory is: on the Docker host of the first of `stacks` that
+    still exists (the backup's own stack first), else on the operator's default engine."""
+    for name in stacks:
+        body = deps.stacks.get_stack(namespace, name)
+        if body is None:
+            continue
+        spec = StackSpec.from_dict(body.get("spec") or {})
+        tls = None
+        if spec.docker_host.tls is not None:
+            tls = deps.secrets.read_secret(namespace, spec.docker_host.tls.name)
+        url = spec.docker_host.url or deps.settings.docker.default_url
+        return StoreHost(deps.runtime_for(url, tls), spec.redis.image, url)
+    url = deps.settings.docker.default_url
+    return StoreHost(deps.runtime_for(url, None), DEFAULT_IMAGES["redis"], url)
 
 
 # -- Backup ----------------------------------------------------------------------------------
@@ -257,10 +309,20 @@ def run_backup(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     book.set(phase=BackupPhase.IN_PROGRESS, startTime=now_iso(), failureReason="")
     book.note(BackupReason.STARTED, f"backing up stack {stack}")
     metrics.BACKUP_ATTEMPTS.labels(obj.namespace, stack, "backup").inc()
+    with ExitStack() as cleanup:
+        return _backup(obj, spec, book, deps, cleanup)
+
+
+def _backup(
+    obj: BackupObject, spec: BackupSpec, book: StatusBook, deps: BackupDeps, cleanup: ExitStack
+) -> list[EventNote]:
+    stack = spec.stack_name
     started = time.monotonic()
     try:
         ctx = stack_context(obj.namespace, stack, deps)
-        store = deps.store_for(spec.storage, obj.namespace, deps.secrets)
+        store = cleanup.enter_context(
+            closing(deps.store_for(spec.storage, obj.namespace, deps.secrets, ctx.store_host))
+        )
         key = signing_key(spec, obj.namespace, deps.secrets)
         where = backup_location(obj.namespace, stack, obj.name)
         manifest = BackupJob(
@@ -309,21 +371,32 @@ def revalidate(obj: BackupObject, deps: BackupDeps, requested: str) -> list[Even
     spec = BackupSpec.from_dict(obj.spec)
     try:
         ctx = stack_context(obj.namespace, spec.stack_name, deps)
-        runtime, image = ctx.runtime, ctx.target.spec.redis.image
+        host = ctx.store_host()
     except KongMaskerError:
-        # The stack may be gone: its backups can still be checked on the default engine.
-        runtime = deps.runtime_for(deps.settings.docker.default_url, None)
-        image = DEFAULT_IMAGES["redis"]
-    store = deps.store_for(spec.storage, obj.namespace, deps.secrets)
+        # The stack may be gone (or a Secret of it missing): its backups can still be
+        # checked, on its Docker host if the stack is there, else on the default engine.
+        try:
+            host = store_host(obj.namespace, (spec.stack_name,), deps)
+        except KongMaskerError:
+            host = store_host(obj.namespace, (), deps)
     where = backup_location(obj.namespace, spec.stack_name, obj.name)
     try:
         key = signing_key(spec, obj.namespace, deps.secrets)
+        store = deps.store_for(spec.storage, obj.namespace, deps.secrets, lambda: host)
     except KongMaskerError as exc:
         book.fail("validate", spec.stack_name, exc, BackupPhase.INVALID)
         return book.events
-    validate_into(
-        book, runtime, store, where, spec.stack_name, image, requested=requested, signing_key=key
-    )
+    with closing(store):
+        validate_into(
+            book,
+            host.runtime,
+            store,
+            where,
+            spec.stack_name,
+            host.image,
+            requested=requested,
+            signing_key=key,
+        )
     return book.events
 
 
@@ -427,9 +500,34 @@ def run_restore(obj: BackupObject, deps: BackupDeps) -> list[EventNote]:
     book.set(phase=BackupPhase.IN_PROGRESS, startTime=now_iso(), failureReason="")
     book.note(BackupReason.RESTORE_STARTED, f"restoring backup {source_name} into stack {stack}")
     metrics.BACKUP_ATTEMPTS.labels(obj.namespace, stack, "restore").inc()
+    with ExitStack() as cleanup:
+        return _restore(obj, spec, source, source_spec, book, deps, cleanup)
+
+
+def _restore(
+    obj: BackupObject,
+    spec: BackupSpec,
+    source: Mapping[str, Any],
+    source_spec: BackupSpec,
+    book: StatusBook,
+    deps: BackupDeps,
+    cleanup: ExitStack,
+) -> list[EventNote]:
+    assert spec.restore is not None
+    stack, source_name = spec.stack_name, spec.restore.backup_name
     try:
         ctx = stack_context(obj.namespace, stack, deps)
-        store = deps.store_for(source_spec.storage, obj.namespace, deps.secrets)
+
+        def host() -> StoreHost:
+            # The backup's files are on its own stack's Docker host (this stack's if that
+            # one was deleted).
+            if source_spec.stack_name == stack:
+                return ctx.store_host()
+            return store_host(obj.namespace, (source_spec.stack_name, stack), deps)
+
+        store = cleanup.enter_context(
+            closing(deps.store_for(source_spec.storage, obj.namespace, deps.secrets, host))
+        )
         where = backup_location(obj.namespace, source_spec.stack_name, source_name)
         key = signing_key(source_spec, obj.namespace, deps.secrets)
         job = RestoreJob(
@@ -523,6 +621,9 @@ class _NoStore:
     def url(self, key: str) -> str:
         return ""
 
+    def close(self) -> None:
+        return None
+
 
 def mark_invalid(
     api: BackupApi, namespace: str, name: str, body: Mapping[str, Any], verdict: Verdict
@@ -593,13 +694,20 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
     ]
     doomed = select_for_deletion(records, spec.schedule.retention, now)
     by_name = {str(c["metadata"]["name"]): c for c in children}
-    for name in doomed:
-        # Each child's files are where that child put them (the schedule may have moved).
-        child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
-        store = deps.store_for(child_spec.storage, obj.namespace, deps.secrets)
-        delete_stored(store, backup_location(obj.namespace, child_spec.stack_name, name))
-        deps.api.delete_backup(obj.namespace, name)
-        book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
+    with ExitStack() as cleanup:
+        # One store (so one helper container) per stack and storage, for every deletion.
+        stores: dict[tuple[str, StorageSpec], BackupStore] = {}
+        for name in doomed:
+            # Each child's files are where that child put them (the schedule may have moved).
+            child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
+            at = (child_spec.stack_name, child_spec.storage)
+            if at not in stores:
+                host = _resolver(obj.namespace, child_spec.stack_name, deps)
+                store = deps.store_for(child_spec.storage, obj.namespace, deps.secrets, host)
+                stores[at] = cleanup.enter_context(closing(store))
+            delete_stored(stores[at], backup_location(obj.namespace, child_spec.stack_name, name))
+            deps.api.delete_backup(obj.namespace, name)
+            book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
     kept = [r for r in records if r.name not in doomed]
     newest = newest_validated(kept)
     message = f"next backup at {now_iso(decision.next)}"
@@ -620,6 +728,10 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
             **changes,
         )
     return book.events
+
+
+def _resolver(namespace: str, stack: str, deps: BackupDeps) -> HostResolver:
+    return lambda: store_host(namespace, (stack,), deps)
 
 
 def child_body(obj: BackupObject, spec: BackupSpec, when: dt.datetime) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Orphans: containers the operator created for stacks that no longer exist (deleted while
 the operator was down, or left by a crash). Found by label, stopped with their own stop
-signal (Redis saves on SIGTERM), removed; volumes are kept."""
+signal (Redis saves on SIGTERM), removed; volumes are kept. Also the throwaway containers of
+backups (validation Redis, restore, store helper) that an operator crash left behind."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kongmasker.api.vocabulary import (
     MANAGED_BY,
     PART_OF,
 )
+from kongmasker.core.backup.rediscli import LABEL_SCRATCH
 
 log = logging.getLogger(__name__)
 
@@ -46,4 +48,16 @@ def sweep(
             runtime.stop_container(c.id, timeout=grace)
         runtime.remove_container(c.id, force=True)
         removed.append(c.name)
+    return removed
+
+
+def sweep_scratch(runtime: Runtime) -> list[str]:
+    """Remove exited throwaway containers; returns their names. Running ones may be in use
+    (by this operator's next operation or by another operator sharing the engine)."""
+    removed = []
+    for c in runtime.list_containers({LABEL_PART_OF: PART_OF}):
+        if LABEL_SCRATCH in c.labels and c.status in ("exited", "dead"):
+            log.info("removing leftover throwaway container %s", c.name)
+            runtime.remove_container(c.id, force=True)
+            removed.append(c.name)
     return removed

@@ -17,7 +17,7 @@ from kongmasker.adapters.runtime import Runtime
 from kongmasker.api.vocabulary import FINALIZER, GROUP
 from kongmasker.config import Settings
 from kongmasker.core.monitor import Monitors
-from kongmasker.core.orphans import sweep
+from kongmasker.core.orphans import sweep, sweep_scratch
 from kongmasker.core.reconcile import Deps
 from kongmasker.errors import TransientError
 
@@ -99,6 +99,7 @@ def sweep_orphans(
             namespaces,
             deps.settings.stop.grace_seconds,
         )
+        removed += sweep_scratch(runtime)
     except TransientError as exc:
         logger.warning("orphan sweep skipped: %s", exc.message)
         return

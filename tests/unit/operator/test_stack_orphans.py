@@ -36,3 +36,20 @@ def test_only_containers_of_gone_stacks_in_scope_are_removed(ref, spec, runtime)
     names = {c.name for c in runtime.containers.values()}
     assert names == {"km-default-demo-redis", "km-other-x-kong", "km-default-old-nginx"}
     assert listed == ["stacks"]
+
+
+def test_exited_throwaway_containers_are_removed_running_ones_kept(runtime) -> None:  # type: ignore[no-untyped-def]
+    from kongmasker.adapters.runtime import ContainerSpec
+    from kongmasker.core.backup.rediscli import labels as scratch_labels
+    from kongmasker.core.orphans import sweep_scratch
+
+    def helper(name: str, status: str) -> None:
+        info = runtime.create_container(ContainerSpec(name, "r", labels=scratch_labels("store")))
+        runtime.containers[info.id] = replace(info, status=status)
+
+    helper("km-scratch-store-left", "exited")  # its operator crashed, the sleep ran out
+    helper("km-scratch-store-busy", "running")  # in use right now
+    runtime.create_container(ContainerSpec("km-default-demo-redis", "r", labels={}))
+    assert sweep_scratch(runtime) == ["km-scratch-store-left"]
+    names = {c.name for c in runtime.containers.values()}
+    assert names == {"km-scratch-store-busy", "km-default-demo-redis"}

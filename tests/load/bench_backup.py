@@ -11,7 +11,9 @@ TTLs) and these are timed, each on the same data:
             protocol) plus copying that file out of the container and onto disk: the least
             any RDB backup can cost;
 - backup:   BackupJob.run (BGSAVE + LASTSAVE wait + copy out + count in a throwaway Redis +
-            store files and manifest in a directory store);
+            store files and manifest in a directory store: with --store host (the default,
+            what the operator uses) on the Docker host through a helper container, with
+            --store local a directory of this process);
 - validate: validate_backup (read + sha256 every file + throwaway Redis load + counts);
 - restore:  RestoreJob.run (validate again, stop, swap the data on the volume, AOF rebuild by
             a throwaway Redis, start, gate, verify counts; no dependents here).
@@ -37,13 +39,15 @@ from tests.integration.backup.mappings import fill_mappings  # noqa: E402
 from tests.support import free_port, wait_until  # noqa: E402
 
 from kongmasker.adapters.docker import DockerRuntime  # noqa: E402
+from kongmasker.adapters.hoststore import DockerHostDirectoryStore  # noqa: E402
 from kongmasker.adapters.probes import NetProbes  # noqa: E402
-from kongmasker.adapters.storage import DirectoryStore  # noqa: E402
+from kongmasker.adapters.storage import BackupStore, DirectoryStore  # noqa: E402
 from kongmasker.api.spec import StackSpec  # noqa: E402
 from kongmasker.api.vocabulary import Component  # noqa: E402
 from kongmasker.config import Settings  # noqa: E402
 from kongmasker.core.backup.create import BackupJob, StackTarget  # noqa: E402
 from kongmasker.core.backup.manifest import Identity  # noqa: E402
+from kongmasker.core.backup.rediscli import labels as scratch_labels  # noqa: E402
 from kongmasker.core.backup.restore import RestoreJob  # noqa: E402
 from kongmasker.core.backup.validate import validate_backup  # noqa: E402
 from kongmasker.core.render import StackRef, render_stack  # noqa: E402
@@ -83,7 +87,13 @@ def mbps(size: int, seconds: float) -> str:
     return f"{size / 1e6 / seconds:7.1f} MB/s" if seconds > 0 else "-"
 
 
-def bench(runtime: DockerRuntime, keys: int, runs: int) -> None:
+def make_store(runtime: DockerRuntime, kind: str, root: str, image: str) -> BackupStore:
+    if kind == "local":
+        return DirectoryStore(root)
+    return DockerHostDirectoryStore(runtime, root, image, labels=scratch_labels("store"))
+
+
+def bench(runtime: DockerRuntime, keys: int, runs: int, kind: str) -> None:
     target, client = start_redis(runtime)
     try:
         t = time.monotonic()
@@ -91,38 +101,44 @@ def bench(runtime: DockerRuntime, keys: int, runs: int) -> None:
         total = client.dbsize()
         print(f"\n== {total} keys (filled in {time.monotonic() - t:.1f}s)")
         with tempfile.TemporaryDirectory() as tmp:
-            store = DirectoryStore(tmp)
-            for run in range(runs):
-                seconds = floor(runtime, target, Path(tmp) / "floor.rdb")
-                size = (Path(tmp) / "floor.rdb").stat().st_size
-                where = f"bench/demo/b{run}"
-                t = time.monotonic()
-                manifest = BackupJob(
-                    runtime, store, target, Identity("bench", f"b{run}"), where, {}, [PASSWORD]
-                ).run()
-                backup_s = time.monotonic() - t
-                rdb = manifest.file("redis/dump.rdb")
-                assert rdb is not None and manifest.redis.keys == total
-                t = time.monotonic()
-                verdict = validate_backup(runtime, store, where)
-                validate_s = time.monotonic() - t
-                assert verdict.valid, verdict.message
-                t = time.monotonic()
-                RestoreJob(
-                    runtime, store, where, target, NetProbes(5.0),
-                    {"REDIS_PASSWORD": PASSWORD}, Settings(),
-                ).run()  # fmt: skip
-                restore_s = time.monotonic() - t
-                assert client.dbsize() == total
-                print(f"RDB {rdb.size / 1e6:.1f} MB (floor's {size / 1e6:.1f} MB), run {run + 1}:")
-                rows = [
-                    ("floor (redis-cli --rdb + copy)", seconds, size),
-                    ("backup", backup_s, rdb.size),
-                    ("validate", validate_s, rdb.size),
-                    ("restore (validate included)", restore_s, rdb.size),
-                ]
-                for label, secs, nbytes in rows:
-                    print(f"  {label:<31} {secs:6.2f}s {mbps(nbytes, secs)}")
+            image = runtime.get_container(target.redis_container).image  # type: ignore[union-attr]
+            store = make_store(runtime, kind, f"{tmp}/store", image)
+            try:
+                for run in range(runs):
+                    seconds = floor(runtime, target, Path(tmp) / "floor.rdb")
+                    size = (Path(tmp) / "floor.rdb").stat().st_size
+                    where = f"bench/demo/b{run}"
+                    t = time.monotonic()
+                    manifest = BackupJob(
+                        runtime, store, target, Identity("bench", f"b{run}"), where, {}, [PASSWORD]
+                    ).run()
+                    backup_s = time.monotonic() - t
+                    rdb = manifest.file("redis/dump.rdb")
+                    assert rdb is not None and manifest.redis.keys == total
+                    t = time.monotonic()
+                    verdict = validate_backup(runtime, store, where)
+                    validate_s = time.monotonic() - t
+                    assert verdict.valid, verdict.message
+                    t = time.monotonic()
+                    RestoreJob(
+                        runtime, store, where, target, NetProbes(5.0),
+                        {"REDIS_PASSWORD": PASSWORD}, Settings(),
+                    ).run()  # fmt: skip
+                    restore_s = time.monotonic() - t
+                    assert client.dbsize() == total
+                    print(
+                        f"RDB {rdb.size / 1e6:.1f} MB (floor's {size / 1e6:.1f} MB), run {run + 1}:"
+                    )
+                    rows = [
+                        ("floor (redis-cli --rdb + copy)", seconds, size),
+                        ("backup", backup_s, rdb.size),
+                        ("validate", validate_s, rdb.size),
+                        ("restore (validate included)", restore_s, rdb.size),
+                    ]
+                    for label, secs, nbytes in rows:
+                        print(f"  {label:<31} {secs:6.2f}s {mbps(nbytes, secs)}")
+            finally:
+                store.close()
     finally:
         client.close()
         runtime.remove_container(target.redis_container, force=True)
@@ -133,10 +149,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--store", choices=("host", "local"), default="host")
     args = parser.parse_args()
     runtime = DockerRuntime.connect(os.environ.get("DOCKER_HOST", ""))
+    print(f"store: {args.store}")
     for keys in args.keys:
-        bench(runtime, keys, args.runs)
+        bench(runtime, keys, args.runs, args.store)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,11 @@ class OperatorSettings:
     liveness_port: int = 0
     """Port of kopf's liveness endpoint on 127.0.0.1 (0 disables it)."""
 
+    max_workers: int = 512
+    """Threads for kopf's sync handlers. Each stack holds two for as long as it exists (the
+    Docker-event daemon and the health watch), so this bounds the stacks one operator can
+    serve at about (max_workers - 32) / 2; threads are only started when needed."""
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -77,8 +77,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
     # Only our own Events (and kopf's warnings) reach the object, not every handler success.
     settings.posting.level = logging.WARNING
-    # Sync daemons and timers each hold a worker thread while they run.
-    settings.execution.max_workers = 32
+    # Sync daemons and timers each hold a worker thread while they run: two per stack for good.
+    settings.execution.max_workers = ours.operator.max_workers
     settings.watching.server_timeout = 120
     metrics.serve(ours.metrics.addr)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
@@ -95,8 +95,12 @@ class Backend:
 
     def session(self) -> ClientSession:
         if self._session is None:
+            # One connection per call (no keep-alive): an idle pooled connection the proxy
+            # closes while it drains (graceful restart) would fail a POST that cannot be
+            # retried; a local connect costs nothing next to an AI call.
             self._session = ClientSession(
-                timeout=ClientTimeout(total=self.settings.upstream_timeout, sock_connect=5)
+                timeout=ClientTimeout(total=self.settings.upstream_timeout, sock_connect=5),
+                connector=TCPConnector(force_close=True),
             )
         return self._session
 

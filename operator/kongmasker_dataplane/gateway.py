@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +129,8 @@ class Gateway:
     _fallback: MemoryStore = field(default_factory=MemoryStore)
     _stats: _Stats = field(default_factory=_Stats)
     _session: ClientSession | None = None
+    on_ready: Callable[[], object] | None = None
+    """Called after a config was applied (serving.Server.mark_ready writes the ready file)."""
 
     # --- configuration -------------------------------------------------------------------
 
@@ -158,6 +160,8 @@ class Gateway:
         self.last_error = None
         self.metrics.config_loads.labels("applied").inc()
         self._update_ready()
+        if self.on_ready is not None:
+            self.on_ready()
         if old:
             # Requests in flight may still hold these stores: close them after the grace.
             asyncio.get_running_loop().call_later(
@@ -532,7 +536,10 @@ async def run(env: Mapping[str, str]) -> None:
         grace=settings.grace,
         on_drain=gw.start_drain,
         on_stopped=gw.close,
+        ready=lambda: gw.ready,
     )
+    # A config that arrives later by POST /config makes the gateway ready then.
+    gw.on_ready = server.mark_ready
     await server.run()
 
 

@@ -14,20 +14,29 @@ refreshes its TTL, so ids in active use do not expire mid-conversation.
 
 `MemoryStore` has the same interface and serves the non-fail-secure fallback and unit tests.
 Errors talking to Redis surface as `StoreUnavailable`.
+
+A Redis that cannot be reached (connection refused or reset, timeout, still loading its
+dataset) is retried with a small backoff for up to `retry_seconds`
+(KONG_REDIS_RETRY_SECONDS, default 8): a Redis restart (the operator's graceful restart) is
+ridden out by the requests in flight. Past the window the error stands (fail-secure: 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .masking import LocalAllocator
 
@@ -41,6 +50,20 @@ __all__ = [
 ]
 
 PREFIX = "aws_masker:"
+DEFAULT_RETRY_SECONDS = 8.0
+_RETRY_FIRST, _RETRY_CAP = 0.05, 0.5
+_RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+"""Redis is (briefly) not there: worth another try. BusyLoadingError is a ConnectionError."""
+
+T = TypeVar("T")
+
+
+def _retry_seconds_from_env() -> float:
+    try:
+        return max(0.0, float(os.environ.get("KONG_REDIS_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)))
+    except ValueError:
+        return DEFAULT_RETRY_SECONDS
+
 
 # One call masks every identifier of a request (one round trip, atomic).
 # KEYS = rev key, counter key for each item; ARGV = ttl, map-key prefix, stats key, then the
@@ -98,6 +121,8 @@ class RedisSettings:
     db: int = 0
     ttl: int = 604800
     timeout: float = 2.0
+    retry_seconds: float = field(default_factory=_retry_seconds_from_env)
+    """How long an unreachable Redis is retried before StoreUnavailable (0: no retry)."""
 
 
 def rev_key(original: str) -> str:
@@ -137,21 +162,34 @@ class RedisStore:
         for type_, original in pairs:
             keys += [rev_key(original), f"{PREFIX}cnt:{type_.lower()}"]
             args += [type_, original]
-        try:
-            masked = await self._script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+        masked = await self._retrying(lambda: self._script(keys=keys, args=args))
         return {original: str(m) for (_t, original), m in zip(pairs, masked, strict=True)}
 
     async def lookup(self, masked_ids: Iterable[str]) -> dict[str, str]:
         ids = sorted(set(masked_ids))
         if not ids:
             return {}
-        try:
-            values = await self._redis.mget([PREFIX + "map:" + i for i in ids])
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+        keys = [PREFIX + "map:" + i for i in ids]
+        values = await self._retrying(lambda: self._redis.mget(keys))
         return {i: str(v) for i, v in zip(ids, values, strict=True) if v is not None}
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, again after a short backoff while Redis is unreachable, until the retry
+        window has passed; then (or on any other Redis error) StoreUnavailable."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.retry_seconds
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                return await call()
+            except _RETRYABLE as exc:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise StoreUnavailable(type(exc).__name__) from exc
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, _RETRY_CAP)
+            except RedisError as exc:
+                raise StoreUnavailable(type(exc).__name__) from exc
 
     async def ping(self) -> bool:
         try:

@@ -8,7 +8,8 @@ at the adapter boundary so that core and handlers only ever see these.
     │   ├── HealthGateTimeout       a component did not become healthy in time
     │   ├── PreflightFailed         a precondition is not met (carries reason + fix message)
     │   ├── Superseded              a newer generation, restart or delete arrived mid-way
-    │   └── ConfigApplyFailed       a live configuration change (reload, POST /config) failed
+    │   ├── ConfigApplyFailed       a live configuration change (reload, POST /config) failed
+    │   └── GracefulRestartFailed   a graceful restart's replacement did not pass its gate
     └── PermanentError              retrying cannot help (kopf.PermanentError)
         ├── InvalidSpec             the spec is semantically invalid beyond what CEL checks
         └── ContainerConflict       a container with our name belongs to something else
@@ -91,6 +92,17 @@ class ConfigApplyFailed(TransientError):
     """A configuration-only update (nginx reload, Kong POST /config) did not apply."""
 
     reason = "ConfigApplyFailed"
+
+
+class GracefulRestartFailed(TransientError):
+    """A graceful restart stopped at one component: its replacement was removed and the old
+    container keeps serving (the restart is not retried until a new annotation value)."""
+
+    reason = "GracefulRestartFailed"
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(f"{component}: {message}")
+        self.component = component
 
 
 class PermanentError(KongMaskerError):

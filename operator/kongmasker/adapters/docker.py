@@ -202,6 +202,10 @@ class DockerRuntime:
             return
 
     @_mapped
+    def rename_container(self, container_id: str, new_name: str) -> None:
+        self._api.rename(container_id, new_name)
+
+    @_mapped
     def set_auto_restart(self, container_id: str, enabled: bool) -> None:
         policy = {"Name": "unless-stopped" if enabled else "no"}
         self._api.update_container(container_id, restart_policy=policy)

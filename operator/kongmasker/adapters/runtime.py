@@ -139,6 +139,10 @@ class Runtime(Protocol):
 
     def remove_container(self, container_id: str, force: bool = False) -> None: ...
 
+    def rename_container(self, container_id: str, new_name: str) -> None:
+        """Give an existing container another name (running or not)."""
+        ...
+
     def set_auto_restart(self, container_id: str, enabled: bool) -> None:
         """Switch the engine's own restart-on-exit for an existing container on or off."""
         ...

@@ -20,6 +20,9 @@ DEFAULT_ALERT_COOLDOWN_SECONDS = 900
 """The original deployment's 15 minutes between two alerts of one cause."""
 MAX_ALERT_COOLDOWN_SECONDS = 604800
 SEVERITIES = ("warning", "critical")
+RESTART_STRATEGIES = ("Recreate", "Graceful")
+"""spec.restartStrategy: Recreate stops everything and starts it again (downtime); Graceful
+hands over component by component with no request failing (core/graceful.py)."""
 """Alert severities, lowest first."""
 DEFAULT_IMAGES = {
     "redis": "kongmasker/redis:dev",
@@ -341,6 +344,7 @@ class StackSpec:
     network: NetworkSpec = field(default_factory=NetworkSpec)
     paused: bool = False
     stop_grace_period_seconds: int | None = None
+    restart_strategy: str = "Recreate"
     alerts: AlertsSpec = field(default_factory=AlertsSpec)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
@@ -370,6 +374,7 @@ class StackSpec:
             ),
             paused=bool(raw.get("paused", False)),
             stop_grace_period_seconds=_opt_int(raw.get("stopGracePeriodSeconds")),
+            restart_strategy=str(raw.get("restartStrategy") or "Recreate"),
             alerts=AlertsSpec.from_dict(raw.get("alerts")),
             monitoring=MonitoringSpec.from_dict(raw.get("monitoring")),
         )
@@ -401,6 +406,11 @@ class StackSpec:
             raise InvalidSpec(f"spec.network.mode: {self.network.mode!r} is not host or bridge")
         if self.network.mode == "bridge" and not self.network.name:
             raise InvalidSpec("spec.network.name is required when spec.network.mode is bridge")
+        if self.restart_strategy not in RESTART_STRATEGIES:
+            raise InvalidSpec(
+                f"spec.restartStrategy: {self.restart_strategy!r} is not one of "
+                + " or ".join(RESTART_STRATEGIES)
+            )
         if not re.match(r"^https?://", self.upstream.url):
             raise InvalidSpec("spec.upstream.url must start with http:// or https://")
         for comp in (self.redis, self.kong, self.nginx, self.backend):

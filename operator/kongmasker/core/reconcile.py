@@ -30,7 +30,7 @@ from kongmasker.api.vocabulary import (
     Reason,
 )
 from kongmasker.config import Settings
-from kongmasker.core import preflight
+from kongmasker.core import graceful, preflight
 from kongmasker.core import status as st
 from kongmasker.core.health import Health
 from kongmasker.core.recovery import dependents
@@ -45,6 +45,7 @@ from kongmasker.core.stack import (
     stop_stack,
 )
 from kongmasker.errors import (
+    GracefulRestartFailed,
     HealthGateTimeout,
     InvalidSpec,
     KongMaskerError,
@@ -184,7 +185,7 @@ class _Run:
         self.executor = executor
         held: list[Component] = []
         try:
-            if self._maybe_restart():
+            if self._maybe_restart(desired):
                 self.observed = observe(self.runtime, ref, desired)
             actions = self._guard(plan(desired, self.observed))
             executor.apply(desired, actions)
@@ -193,6 +194,8 @@ class _Run:
         except HealthGateTimeout as exc:
             error = exc
             held = _held_back(exc.component, executor)
+        except GracefulRestartFailed as exc:
+            error = exc
         except TransientError as exc:
             error = exc
         self._action_events(executor.done)
@@ -243,6 +246,9 @@ class _Run:
                 self.obj.status.get("conditions") or [], Reason.UPDATING, error.message
             )
         if error is not None:
+            if isinstance(error, GracefulRestartFailed):
+                # Nothing was lost: the old containers serve; the message says what failed.
+                return st.degraded_verdicts(Reason.GRACEFUL_RESTART_FAILED, error.message, note)
             reason = (
                 Reason.HEALTH_GATE_FAILED
                 if isinstance(error, HealthGateTimeout)
@@ -286,11 +292,19 @@ class _Run:
         )
         return self._changed
 
-    def _maybe_restart(self) -> bool:
-        """Stop everything (reverse order) if a new restart was requested; True if done."""
+    def _maybe_restart(self, desired: Mapping[Component, Any]) -> bool:
+        """Restart if a new restart was requested; True if done. Recreate: stop everything
+        in reverse order (the plan then starts it in order). Graceful: core/graceful.py."""
         wanted = self.obj.annotations.get(RESTART_ANNOTATION)
         if not wanted or wanted == self.obj.status.get("restartedAt"):
             return False
+        fallback = ""
+        if self.spec.restart_strategy == "Graceful":
+            why_not = graceful.supported(self.spec)
+            if why_not is None:
+                self._graceful(desired, wanted)
+                return True
+            fallback = f"graceful restart not possible ({why_not}); "
         self._progress(Component.BACKEND, "restart requested: stopping in reverse order")
         notes = stop_stack(
             self.obj.ref,
@@ -303,9 +317,60 @@ class _Run:
         )
         self.restarted_at = wanted
         self.events.append(
-            st.EventNote(Reason.RESTARTING, "stopped for restart: " + "; ".join(notes))
+            st.EventNote(Reason.RESTARTING, fallback + "stopped for restart: " + "; ".join(notes))
         )
         return True
+
+    def _graceful(self, desired: Mapping[Component, Any], wanted: str) -> None:
+        """Hand every component over without downtime. Handled once per annotation value,
+        also when it stops at a component (a Warning Event says why; the old container keeps
+        serving): a new value tries again."""
+        started = time.monotonic()
+        migrate = graceful.migrate_note(self.runtime, self.observed)
+        self._progress(Component.REDIS, f"graceful restart requested ({migrate})")
+        handover = graceful.Handover(
+            self.obj.ref,
+            self.spec,
+            self.runtime,
+            self.deps.probes,
+            self.secrets,
+            self.deps.settings,
+            progress=self._progress,
+            superseded=self._superseded,
+        )
+        try:
+            handover.run(desired, self.observed)
+        except (GracefulRestartFailed, HealthGateTimeout) as exc:
+            self.restarted_at = wanted
+            self._handover_events(handover)
+            self.events.append(
+                st.EventNote(
+                    Reason.GRACEFUL_RESTART_FAILED,
+                    f"graceful restart stopped: {exc.message}; set a new "
+                    f"{RESTART_ANNOTATION} value to try again",
+                    warning=True,
+                )
+            )
+            raise
+        except Superseded:
+            self._handover_events(handover)
+            raise
+        self.restarted_at = wanted
+        self._handover_events(handover)
+        took = time.monotonic() - started
+        summary = ", ".join(str(c) for c, _ in handover.notes)
+        warn = "tcp_migrate_req=1" not in migrate
+        self.events.append(
+            st.EventNote(
+                Reason.RESTARTED,
+                f"graceful restart done: {summary} in {took:.1f}s; {migrate}",
+                warning=warn,
+            )
+        )
+
+    def _handover_events(self, handover: graceful.Handover) -> None:
+        for comp, note in handover.notes:
+            self.events.append(st.EventNote(Reason.HANDED_OVER, f"{comp}: {note}"))
 
     def _progress(self, comp: Component, message: str) -> None:
         log.info("[%s/%s] %s: %s", self.obj.ref.namespace, self.obj.ref.name, comp, message)
@@ -349,6 +414,7 @@ def _event_reason(a: Action) -> str:
         ActionKind.START: "Started",
         ActionKind.REMOVE: "Removed",
         ActionKind.APPLY_CONFIG: Reason.CONFIG_APPLIED,
+        ActionKind.RENAME: "Renamed",
     }[a.kind]
 
 

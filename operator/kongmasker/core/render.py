@@ -228,7 +228,7 @@ http {{
   upstream kong_proxy {{ server {kong}:{spec.kong.proxy_port}; keepalive 32; }}
   upstream kong_status {{ server {kong}:{spec.kong.status_port}; }}
   server {{
-    listen {net.bind}:{n.port};
+    listen {net.bind}:{n.port} reuseport;
     location = /health {{
       access_log off;
       default_type application/json;
@@ -248,7 +248,11 @@ http {{
       proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_buffering off;
-      proxy_request_buffering off;
+      # The request body is buffered so that a request sent on a keep-alive connection Kong
+      # closed at that moment (Kong draining in a graceful restart) is sent again on a new one.
+      proxy_request_buffering on;
+      proxy_next_upstream error non_idempotent;
+      proxy_next_upstream_tries 2;
       proxy_connect_timeout 5s;
       proxy_send_timeout {t}s;
       proxy_read_timeout {t}s;

@@ -47,6 +47,8 @@ class ActionKind(StrEnum):
     START = "Start"
     APPLY_CONFIG = "ApplyConfig"
     """Apply a configuration file live (nginx reload, Kong POST /config)."""
+    RENAME = "Rename"
+    """Finish a graceful handover the operator was interrupted in: `<name>-surge` -> name."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,10 @@ def _main_action(want: Desired, have: Observed) -> Action | None:
         return Action(ActionKind.RECREATE, comp, "container spec changed", c.id)
     if c.image != want.container.image:
         return Action(ActionKind.RECREATE, comp, f"running image {c.image}", c.id)
+    if c.name == want.container.name + "-surge" and c.running:
+        # The old container is gone, its replacement runs: only the rename was left to do.
+        why = f"finish an interrupted handover: rename {c.name}"
+        return Action(ActionKind.RENAME, comp, why, c.id)
     if c.name != want.container.name:
         return Action(ActionKind.RECREATE, comp, f"unexpected name {c.name}", c.id)
     if c.status == "dead":
@@ -257,6 +263,8 @@ class Executor:
             self._create(want)
         elif action.kind is ActionKind.START:
             rt.start_container(action.container_id)
+        elif action.kind is ActionKind.RENAME:
+            rt.rename_container(action.container_id, want.container.name)
         elif action.kind is ActionKind.APPLY_CONFIG:
             self._apply_config(want)
 

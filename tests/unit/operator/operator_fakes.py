@@ -86,6 +86,13 @@ class FakeRuntime:
             del self.containers[c.id]
             self.log.append(("remove", c.name))
 
+    def rename_container(self, container_id: str, new_name: str) -> None:
+        c = self._find(container_id)
+        assert c is not None
+        assert self._find(new_name) is None, f"name {new_name} is taken"
+        self.containers[c.id] = replace(c, name=new_name)
+        self.log.append(("rename", f"{c.name}->{new_name}"))
+
     def set_auto_restart(self, container_id: str, enabled: bool) -> None:
         c = self._find(container_id)
         assert c is not None
@@ -151,7 +158,8 @@ class FakeProbes:
         if comp is None or comp in self.sick:
             return False
         return any(
-            c.name.endswith(f"-{comp}") and c.running for c in self.runtime.containers.values()
+            (c.name.endswith(f"-{comp}") or c.name.endswith(f"-{comp}-surge")) and c.running
+            for c in self.runtime.containers.values()
         )
 
     def http_get(self, url: str) -> HttpAnswer:

@@ -55,7 +55,7 @@ def test_host_mode_wiring(desired) -> None:  # type: ignore[no-untyped-def]
     nginx = desired[Component.NGINX]
     conf = nginx.config.decode()
     assert nginx.config_path == NGINX_CONFIG_PATH
-    assert "listen 127.0.0.1:8085;" in conf and "server 127.0.0.1:8000;" in conf
+    assert "listen 127.0.0.1:8085 reuseport;" in conf and "server 127.0.0.1:8000;" in conf
     assert "proxy_pass http://kong_status/status/ready;" in conf
     assert all(d.container.network_mode == "host" for d in desired.values())
     assert desired[Component.NGINX].container.stop_signal == "SIGQUIT"

@@ -8,6 +8,20 @@ source "$(dirname "$0")/lib.sh"
 HOST_FILE="$STATE_DIR/docker-host"
 PID_FILE="$STATE_DIR/dockerd.pid"
 
+# Graceful restarts hand a port over between two listeners (SO_REUSEPORT); without this the
+# connections still queued on the closing listener are reset instead of moved to the new one.
+# Containers use the host network namespace, so the host's setting is theirs (Linux >= 5.14).
+migrate_connections() {
+  local knob=/proc/sys/net/ipv4/tcp_migrate_req
+  [[ -f "$knob" ]] || { log "no $knob (kernel < 5.14): graceful restarts may reset a few connections"; return; }
+  [[ "$(cat "$knob")" == 1 ]] && return
+  if echo 1 > "$knob" 2>/dev/null; then
+    log "set net.ipv4.tcp_migrate_req=1 (graceful restarts migrate queued connections)"
+  else
+    log "cannot set net.ipv4.tcp_migrate_req=1 (not root?): graceful restarts may reset a few connections"
+  fi
+}
+
 answers() { DOCKER_HOST="$1" docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 ensure_installed() {
@@ -20,6 +34,7 @@ ensure_installed() {
 
 start() {
   lock dockerd
+  migrate_connections
   ensure_installed
   command -v docker >/dev/null || die "no docker client on PATH"
   if [[ -S "$DOCKER_SOCK" ]] && answers "unix://$DOCKER_SOCK"; then

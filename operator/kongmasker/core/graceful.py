@@ -52,6 +52,8 @@ READY_FILES: dict[Component, str] = {
 }
 """The file a new process writes once its own listeners are bound (and it is configured)."""
 MIGRATE_SYSCTL = "/proc/sys/net/ipv4/tcp_migrate_req"
+SKIPPED = "not running"
+"""Start of the note of a component that was not running (the reconcile creates/starts it)."""
 
 
 def surge_name(name: str) -> str:
@@ -92,7 +94,7 @@ class Handover:
         for comp in START_ORDER:
             current = observed[comp].container
             if current is None or not current.running:
-                self.notes.append((comp, "not running: left to the reconcile"))
+                self.notes.append((comp, f"{SKIPPED}: left to the reconcile"))
                 continue
             if comp is Component.REDIS:
                 self._restart_in_place(comp, current)

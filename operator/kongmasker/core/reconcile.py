@@ -358,7 +358,9 @@ class _Run:
         self.restarted_at = wanted
         self._handover_events(handover)
         took = time.monotonic() - started
-        summary = ", ".join(str(c) for c, _ in handover.notes)
+        done = [str(c) for c, note in handover.notes if not note.startswith(graceful.SKIPPED)]
+        skipped = [str(c) for c, note in handover.notes if note.startswith(graceful.SKIPPED)]
+        summary = ", ".join(done) + (f" ({', '.join(skipped)} not running)" if skipped else "")
         warn = "tcp_migrate_req=1" not in migrate
         self.events.append(
             st.EventNote(
@@ -370,7 +372,8 @@ class _Run:
 
     def _handover_events(self, handover: graceful.Handover) -> None:
         for comp, note in handover.notes:
-            self.events.append(st.EventNote(Reason.HANDED_OVER, f"{comp}: {note}"))
+            if not note.startswith(graceful.SKIPPED):
+                self.events.append(st.EventNote(Reason.HANDED_OVER, f"{comp}: {note}"))
 
     def _progress(self, comp: Component, message: str) -> None:
         log.info("[%s/%s] %s: %s", self.obj.ref.namespace, self.obj.ref.name, comp, message)

@@ -179,3 +179,63 @@ def test_migrate_note_reads_the_sysctl_in_a_stack_container(
     note = graceful.migrate_note(Sysctl(runtime), observed)
     assert expected in note
     assert calls == [["cat", "/proc/sys/net/ipv4/tcp_migrate_req"]]
+
+
+def _reconcile(runtime, probes, ref, settings, *, never: set[str] | None = None):  # type: ignore[no-untyped-def]
+    from tests.unit.operator.test_exit_budget import Secrets, Status, running_stack
+
+    from kongmasker.core import reconcile as core
+
+    spec_raw = {**SPEC, "restartStrategy": "Graceful"}
+    running_stack(runtime, ref, StackSpec.from_dict(spec_raw))
+    for c in runtime.containers.values():
+        runtime.files[(c.id, "/tmp/kongmasker-ready")] = b"1\n"
+        runtime.files[(c.id, "/run/nginx.pid")] = b"1\n"
+    annotations = {"kongmasker.io/restartedAt": "t1"}
+
+    class Unchanged(Status):  # the object as loaded: nothing supersedes the reconcile
+        def get_stack(self, namespace: str, name: str) -> dict[str, Any] | None:
+            meta = {"uid": ref.uid, "generation": 1, "annotations": annotations}
+            return {"metadata": meta}
+
+    status = Unchanged()
+    deps = core.Deps(
+        runtime_for=lambda url, tls: ReadyOnStart(runtime, never),
+        probes=probes,
+        secrets=Secrets(),
+        status=status,
+        settings=settings,
+    )
+    result = core.reconcile(core.StackObject(ref, 1, spec_raw, {}, annotations), deps)
+    return result, status
+
+
+def test_reconcile_graceful_restart_reports_progress_events_and_restarted_at(
+    runtime, probes, ref, settings
+) -> None:  # type: ignore[no-untyped-def]
+    result, status = _reconcile(runtime, probes, ref, settings)
+    assert result.error is None
+    assert result.status is not None and result.status["restartedAt"] == "t1"
+    assert result.status["phase"] == "Ready"
+    assert {p.get("phase") for p in status.patches[:-1]} == {"Progressing"}
+    reasons = [e.reason for e in result.events]
+    assert reasons.count("HandedOver") == 4 and "Restarting" not in reasons
+    done = next(e for e in result.events if e.reason == "Restarted")
+    assert done.message.startswith("graceful restart done: redis, kong, nginx, backend in ")
+    assert sorted(c.name for c in runtime.containers.values()) == sorted(NAMES.values())
+
+
+def test_reconcile_graceful_restart_that_stops_is_degraded_and_keeps_serving(
+    runtime, probes, ref, settings
+) -> None:  # type: ignore[no-untyped-def]
+    result, _ = _reconcile(runtime, probes, ref, settings, never={"backend"})
+    assert isinstance(result.error, GracefulRestartFailed)
+    assert result.status is not None and result.status["phase"] == "Degraded"
+    assert result.status["restartedAt"] == "t1", "handled: not retried in a loop"
+    degraded = next(c for c in result.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "GracefulRestartFailed"
+    assert "backend: no /tmp/kongmasker-ready" in degraded["message"]
+    warning = next(e for e in result.events if e.reason == "GracefulRestartFailed")
+    assert warning.warning and "set a new kongmasker.io/restartedAt value" in warning.message
+    names = sorted(c.name for c in runtime.containers.values())
+    assert names == sorted(NAMES.values()) and all(c.running for c in runtime.containers.values())

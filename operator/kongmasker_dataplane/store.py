@@ -17,7 +17,7 @@ Errors talking to Redis surface as `StoreUnavailable`.
 
 A Redis that cannot be reached (connection refused or reset, timeout, still loading its
 dataset) is retried with a small backoff for up to `retry_seconds`
-(KONG_REDIS_RETRY_SECONDS, default 8): a Redis restart (the operator's graceful restart) is
+(KONG_REDIS_RETRY_SECONDS, default 5): a Redis restart (the operator's graceful restart) is
 ridden out by the requests in flight. Past the window the error stands (fail-secure: 503).
 """
 
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 PREFIX = "aws_masker:"
-DEFAULT_RETRY_SECONDS = 8.0
+DEFAULT_RETRY_SECONDS = 5.0
 _RETRY_FIRST, _RETRY_CAP = 0.05, 0.5
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 """Redis is (briefly) not there: worth another try. BusyLoadingError is a ConnectionError."""

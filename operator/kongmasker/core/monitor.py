@@ -47,6 +47,9 @@ __all__ = ["Monitors", "StackMonitor", "TickResult", "Tuning", "conditions_with"
 
 log = logging.getLogger(__name__)
 
+HUNG_STOP_TIMEOUT = 2
+"""Seconds a container restarted for failing its probes gets to exit before SIGKILL."""
+
 
 @dataclass
 class TickResult:
@@ -101,7 +104,8 @@ class StackMonitor:
     """Seconds between canary runs (0 disables the canary)."""
     canary_per_type_timing: bool = True
     stop_timeout: int = 10
-    """Grace given to a hung container before Docker kills it on restart."""
+    """Grace given to a container the watch restarts (one failing its probes gets at most
+    HUNG_STOP_TIMEOUT) before Docker kills it."""
     probe_timeout: float = 3.0
     """Timeout of the metrics reads (the probes carry their own)."""
     components: tuple[Component, ...] = START_ORDER
@@ -173,7 +177,9 @@ class StackMonitor:
         )
         for comp, error in mirrored.errors.items():
             log.debug("metrics of %s/%s %s not mirrored: %s", ref.namespace, ref.name, comp, error)
-        if self._canary_due():
+        # With a component down the canary can only time out (10 s, holding the stack's lock)
+        # and say what the probes already said; it runs once the stack is whole again.
+        if self._canary_due() and not any(not a.ok for a in answers.values()):
             self._run_canary(spec, result)
         return result
 
@@ -272,7 +278,10 @@ class StackMonitor:
             if info.status == "restarting":
                 return  # Docker's policy is on it; the next round counts that restart
             if info.running:
-                runtime.stop_container(info.id, timeout=self.stop_timeout)
+                # Failing every probe, it serves nothing: no drain to wait for.
+                hung = decision.reason is Reason.PROBES_FAILING
+                grace = min(self.stop_timeout, HUNG_STOP_TIMEOUT) if hung else self.stop_timeout
+                runtime.stop_container(info.id, timeout=grace)
             runtime.start_container(info.id)
         except KongMaskerError as exc:
             result.events.append(

@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -209,11 +210,14 @@ class Executor:
         dependency of a component that has to (re)start.
         """
         by_comp = {c: [a for a in actions if a.component is c] for c in START_ORDER}
+        pending: list[Component] = []
         for comp in START_ORDER:
             todo = by_comp[comp]
             if not todo:
-                self.health[comp] = gates.check(comp, self.spec, self.probes, self.secrets)
+                pending.append(comp)
                 continue
+            self._check_all(pending)
+            pending = []
             if any(a.kind is not ActionKind.REMOVE for a in todo):
                 self._await_dependencies(comp)
             for action in todo:
@@ -221,6 +225,20 @@ class Executor:
                 self._execute(desired[comp], action)
                 self.done.append(action)
             self._gate(comp)
+        self._check_all(pending)
+
+    def _check_all(self, comps: list[Component]) -> None:
+        """Probe untouched components once, side by side: with a hung component, each gate
+        that reaches it would otherwise cost one probe timeout in turn, all of it under the
+        stack's lock (the health watch waits for it)."""
+        if not comps:
+            return
+        with ThreadPoolExecutor(max_workers=len(comps)) as pool:
+            checked = pool.map(self._check, comps)
+            self.health.update(zip(comps, checked, strict=True))
+
+    def _check(self, comp: Component) -> gates.Health:
+        return gates.check(comp, self.spec, self.probes, self.secrets)
 
     def _await_dependencies(self, comp: Component) -> None:
         for dep in DEPENDS_ON[comp]:

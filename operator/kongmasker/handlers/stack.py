@@ -31,7 +31,9 @@ from kongmasker.errors import PermanentError, TransientError
 _SETTINGS = Settings.from_env()  # timer intervals are fixed when the decorators run
 COMPONENTS = frozenset(str(c) for c in Component)
 EXIT_ACTIONS = frozenset({"die", "kill", "stop", "oom"})
-DRIFT_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause", "rename"})
+# Not "kill": a signal that ends the process is followed by "die"; one that does not (SIGHUP,
+# SIGSTOP) changes nothing a reconcile could repair.
+DRIFT_ACTIONS = frozenset({"die", "stop", "destroy", "oom", "pause", "rename"})
 
 
 def _lock(memo: kopf.Memo, uid: str) -> threading.Lock:

@@ -35,6 +35,9 @@ from kongmasker.adapters.runtime import (
 )
 from kongmasker.errors import NotFound, RuntimeOperationError, RuntimeUnavailable
 
+TLS_API_VERSION = "1.41"
+"""API version spoken to TCP+TLS engines (Docker 20.10 and later all serve it)."""
+
 REQUESTED_MEMORY = 300.0
 """Seconds a stop or remove this client made explains the container's later events."""
 
@@ -83,13 +86,26 @@ class DockerRuntime:
         """Client for `url` (empty: DOCKER_HOST, then the local socket). `tls_files` holds
         ca.pem, cert.pem and key.pem contents for a TCP engine with TLS."""
         url = url or os.environ.get("DOCKER_HOST", "") or "unix:///var/run/docker.sock"
-        tls: docker.tls.TLSConfig | bool = False
-        if tls_files:
-            tls = _tls_config(tls_files)
+        if not tls_files:
+            try:
+                client = docker.DockerClient(base_url=url, timeout=int(timeout))
+            except docker.errors.DockerException as exc:
+                raise RuntimeUnavailable(f"cannot create a Docker client for {url}: {exc}") from exc
+            return cls(client, url)
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment override the
+        # session's CA, so the engine's CA from the Secret would be ignored wherever they are set
+        # (common in corporate images): the client must not trust the environment. The API
+        # version is pinned because negotiating it would be the first request, made before
+        # that can be switched off.
+        client = docker.DockerClient(
+            base_url=url, tls=_tls_config(tls_files), timeout=int(timeout), version=TLS_API_VERSION
+        )
+        client.api.trust_env = False
         try:
-            client = docker.DockerClient(base_url=url, tls=tls, timeout=int(timeout))
-        except docker.errors.DockerException as exc:
-            raise RuntimeUnavailable(f"cannot create a Docker client for {url}: {exc}") from exc
+            client.api.version(api_version=False)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            client.close()
+            raise RuntimeUnavailable(f"cannot reach the Docker engine at {url}: {exc}") from exc
         return cls(client, url)
 
     def close(self) -> None:

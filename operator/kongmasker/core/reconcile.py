@@ -126,7 +126,7 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
     runtime: Runtime | None = None
     observed: dict[Component, Observed] = {}
     try:
-        runtime = _runtime(spec, ref, deps)
+        runtime = stack_runtime(spec, ref, deps)
         engine = preflight.engine(runtime, spec.docker_host.url)
         secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
         grace = deps.settings.stop.grace_seconds
@@ -427,7 +427,9 @@ def _held_back(failed: str, executor: Executor) -> list[Component]:
     return [c for c in START_ORDER[idx + 1 :] if c not in executor.health]
 
 
-def _runtime(spec: StackSpec, ref: StackRef, deps: Deps) -> Runtime:
+def stack_runtime(spec: StackSpec, ref: StackRef, deps: Deps) -> Runtime:
+    """The stack's engine: spec.dockerHost (its TLS material from the Secret it names), else
+    the operator's default."""
     tls_files = None
     if spec.docker_host.tls is not None:
         try:
@@ -495,7 +497,15 @@ def delete(obj: StackObject, deps: Deps) -> Result:
         spec = StackSpec.from_dict(obj.spec)
     except InvalidSpec:
         return Result(events=[st.EventNote(Reason.STOPPED, "invalid spec: nothing was started")])
-    runtime = _runtime(spec, ref, deps)
+    try:
+        runtime = stack_runtime(spec, ref, deps)
+        runtime.info()
+    except TransientError as exc:
+        if _ever_started(obj.status):
+            raise  # containers may be running there: keep trying to stop them gracefully
+        # Never reached (a wrong address, CA or Secret): nothing to stop, nothing to hold.
+        note = f"the Docker engine was never reached ({exc.message}); nothing had been started"
+        return Result(events=[st.EventNote(Reason.STOPPED, note, warning=True)])
     try:
         secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
     except PreflightFailed as exc:
@@ -515,3 +525,9 @@ def delete(obj: StackObject, deps: Deps) -> Result:
     warn = any("WARNING" in n for n in notes)
     message = "stopped Backend -> Nginx -> Kong -> Redis: " + "; ".join(notes)
     return Result(events=[st.EventNote(Reason.STOPPED, message, warning=warn)])
+
+
+def _ever_started(status: Mapping[str, Any]) -> bool:
+    """Has a reconcile ever seen a container of this stack (status.components records one)?"""
+    comps = status.get("components") or {}
+    return any((c or {}).get("containerID") for c in comps.values())

@@ -30,7 +30,7 @@ from kongmasker.config import MonitorSettings
 from kongmasker.core import alerts, preflight
 from kongmasker.core import status as st
 from kongmasker.core.monitor import Monitors, StackMonitor, Tuning, conditions_with
-from kongmasker.core.reconcile import Deps
+from kongmasker.core.reconcile import Deps, stack_runtime
 from kongmasker.core.render import StackRef
 from kongmasker.core.resources import ResourceSampler
 from kongmasker.errors import KongMaskerError
@@ -134,8 +134,7 @@ def _tick(
             return
         ref = StackRef(ns, name, uid)
         secrets = preflight.resolve_secrets(spec, ns, deps.secrets)
-        # TLS engines: the reconcile reads their Secret; the watch covers local/plain engines.
-        runtime = deps.runtime_for(spec.docker_host.url or deps.settings.docker.default_url, None)
+        runtime = stack_runtime(spec, ref, deps)  # TCP+TLS engines: material from the Secret
         if sampler is not None:
             sampler.watch(ns, name, runtime, ref.stack_labels(), _cpu_limits(spec))
         tuning = Tuning.of(

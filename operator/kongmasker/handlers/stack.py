@@ -10,7 +10,8 @@ from typing import Any
 
 import kopf
 
-from kongmasker.adapters.runtime import RuntimeEvent
+from kongmasker.adapters.runtime import Runtime, RuntimeEvent
+from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import (
     GROUP,
     LABEL_COMPONENT,
@@ -26,7 +27,7 @@ from kongmasker.core import reconcile as core
 from kongmasker.core.monitor import Monitors
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote
-from kongmasker.errors import PermanentError, TransientError
+from kongmasker.errors import KongMaskerError, PermanentError, TransientError
 
 _SETTINGS = Settings.from_env()  # timer intervals are fixed when the decorators run
 COMPONENTS = frozenset(str(c) for c in Component)
@@ -106,15 +107,17 @@ def watch_docker_events(
     """Reconcile soon after one of this stack's containers dies, stops or disappears."""
     deps: core.Deps = memo["deps"]
     labels = {LABEL_PART_OF: PART_OF, LABEL_STACK_UID: uid}
+    ref = StackRef(str(body.metadata.namespace), str(body.metadata.name), uid)
     since = time.time()
+    runtime: Runtime | None = None
     while not stopped:
-        url = (spec.get("dockerHost") or {}).get("url") or deps.settings.docker.default_url
         until = time.time() + 2.0
         try:
-            # TCP+TLS engines are watched by the timer only (TLS material needs the Secret).
-            runtime = deps.runtime_for(url, None)
+            if runtime is None:  # (re)connected after an error: spec or TLS Secret may be new
+                runtime = core.stack_runtime(StackSpec.from_dict(dict(spec)), ref, deps)
             drift = [e for e in runtime.events(labels, since, until) if e.action in DRIFT_ACTIONS]
-        except TransientError:
+        except KongMaskerError:  # engine away, TLS Secret missing, invalid spec: retry later
+            runtime = None
             stopped.wait(5.0)
             continue
         since = until

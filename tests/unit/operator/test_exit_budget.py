@@ -237,3 +237,29 @@ def test_status_watch_reports_probes_restarts_and_is_written_only_when_worth_it(
     clock.now += 61  # nothing new for a minute: rewritten anyway (fresh latencies and time)
     mon.tick(spec, ref, runtime, probes, SECRETS)
     assert mon.status_report("2026-11-26T10:01:41Z") is not None
+
+
+def test_deleting_a_stack_whose_engine_was_never_reached_does_not_hang(
+    settings: Settings,
+) -> None:
+    from tests.unit.operator.operator_fakes import SPEC
+
+    from kongmasker.errors import RuntimeUnavailable, TransientError
+
+    def unreachable(url: str, tls: Any) -> Any:
+        raise RuntimeUnavailable("cannot reach the Docker engine at tcp://10.0.0.9:2376: CA")
+
+    deps = core.Deps(
+        runtime_for=unreachable,
+        probes=None,  # type: ignore[arg-type]
+        secrets=Secrets(),
+        status=Status(),
+        settings=settings,
+    )
+    ref = StackRef("default", "demo", "uid-1")
+    never = core.delete(core.StackObject(ref, 1, SPEC, {}, {}), deps)
+    [event] = never.events
+    assert event.warning and "never reached" in event.message and "nothing" in event.message
+    ran = {"components": {"redis": {"containerID": "abc123", "state": "Healthy"}}}
+    with pytest.raises(TransientError):  # containers may be running there: keep trying
+        core.delete(core.StackObject(ref, 1, SPEC, ran, {}), deps)

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tests.support import REPO_ROOT, free_port, wait_until
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -184,6 +186,19 @@ class StackEnv:
             "delete", "kongmaskerstack", name, "-n", self.namespace, f"--timeout={timeout}s"
         )
 
+    def events_with(
+        self, name: str, reason: str, starting: str = "", kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The stack's Events of `reason` whose message starts with `starting` (and of type
+        `kind`, Normal or Warning, if given)."""
+        return [
+            e
+            for e in self.events(name)
+            if e.get("reason") == reason
+            and str(e.get("message", "")).startswith(starting)
+            and (kind is None or e.get("type") == kind)
+        ]
+
     def events(self, name: str) -> list[dict[str, Any]]:
         out = self.kubectl(
             "get",
@@ -304,6 +319,24 @@ def _teardown(env: StackEnv) -> None:
         v.remove(force=True)
     env.kubectl("delete", "namespace", env.namespace, "--wait=false", check=False)
     print(f"--- operator log ({env.namespace}) ---\n{env.operator.tail(40)}")
+
+
+def metric_samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample on a Prometheus /metrics page: (name, labels) -> value."""
+    text = httpx.get(url, timeout=5).text
+    return {
+        (s.name, frozenset(s.labels.items())): float(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def metric_value(samples: dict[Any, float], metric: str, **labels: str) -> float | None:
+    """The first sample of `metric` carrying (at least) `labels`, or None."""
+    for (sample, found), value in samples.items():
+        if sample == metric and set(labels.items()) <= set(found):
+            return value
+    return None
 
 
 def start_times(env: StackEnv, name: str) -> dict[str, str]:

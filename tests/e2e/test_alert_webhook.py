@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.stack_env import StackEnv, start_operator
+from tests.e2e.stack_env import StackEnv, metric_samples, metric_value, start_operator
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -75,11 +73,7 @@ def receivers() -> Iterator[tuple[Receiver, Receiver]]:
 
 
 def _metric(url: str, metric: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
-        for s in family.samples:
-            if s.name == metric and set(labels.items()) <= set(s.labels.items()):
-                return float(s.value)
-    return None
+    return metric_value(metric_samples(url), metric, **labels)
 
 
 def test_stack_webhook_from_a_secret_dedups_redacts_and_falls_back(

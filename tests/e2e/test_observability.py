@@ -12,35 +12,19 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.stack_env import COMPONENTS, StackEnv, start_operator
+from tests.e2e.stack_env import (
+    COMPONENTS,
+    StackEnv,
+    metric_samples,
+    metric_value,
+    start_operator,
+)
 from tests.support import free_port, wait_until
 
 from kongmasker import metrics
 
 pytestmark = pytest.mark.e2e
-
-
-def _samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = httpx.get(url, timeout=5).text
-    return {
-        (s.name, frozenset(s.labels.items())): float(s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def _value(samples: dict[Any, float], metric: str, **labels: str) -> float | None:
-    for (sample, found), value in samples.items():
-        if sample == metric and set(labels.items()) <= set(found):
-            return value
-    return None
-
-
-def _events(env: StackEnv, name: str, reason: str) -> list[dict[str, Any]]:
-    return [e for e in env.events(name) if e.get("reason") == reason]
 
 
 @pytest.fixture
@@ -100,27 +84,35 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
     stack = {"namespace": env.namespace, "name": name}
 
     def plausible() -> dict[Any, float] | None:
-        s = _samples(url)
+        s = metric_samples(url)
         checks = [
             all(
-                _value(s, "kongmasker_component_up", **stack, component=c) == 1 for c in COMPONENTS
+                metric_value(s, "kongmasker_component_up", **stack, component=c) == 1
+                for c in COMPONENTS
             ),
-            _value(s, "kongmasker_masking_verified", **stack) == 1,
-            _value(s, "kongmasker_masking_success_ratio", **stack) == 1,
-            _value(s, "kongmasker_masking_accuracy_ratio", **stack, type="IAM_ROLE") == 1,
-            (_value(s, "kongmasker_masking_processing_seconds", **stack, type="EC2") or -1) >= 0,
-            (_value(s, "kongmasker_canary_request_duration_seconds_count", **stack) or 0) >= 1,
-            (_value(s, "kongmasker_health_checks_total", **stack, component="kong") or 0) >= 1,
-            (_value(s, "kongmasker_stack_uptime_ratio", **stack) or 0) > 0,
-            (_value(s, "kongmasker_proxy_requests_total", **stack, component="kong") or 0) >= 1,
-            (_value(s, "kongmasker_masked_identifiers_total", **stack, type="EC2") or 0) >= 1,
-            (_value(s, "kongmasker_masked_bytes_total", **stack) or 0) > 0,
+            metric_value(s, "kongmasker_masking_verified", **stack) == 1,
+            metric_value(s, "kongmasker_masking_success_ratio", **stack) == 1,
+            metric_value(s, "kongmasker_masking_accuracy_ratio", **stack, type="IAM_ROLE") == 1,
+            (metric_value(s, "kongmasker_masking_processing_seconds", **stack, type="EC2") or -1)
+            >= 0,
+            (metric_value(s, "kongmasker_canary_request_duration_seconds_count", **stack) or 0)
+            >= 1,
+            (metric_value(s, "kongmasker_health_checks_total", **stack, component="kong") or 0)
+            >= 1,
+            (metric_value(s, "kongmasker_stack_uptime_ratio", **stack) or 0) > 0,
+            (metric_value(s, "kongmasker_proxy_requests_total", **stack, component="kong") or 0)
+            >= 1,
+            (metric_value(s, "kongmasker_masked_identifiers_total", **stack, type="EC2") or 0) >= 1,
+            (metric_value(s, "kongmasker_masked_bytes_total", **stack) or 0) > 0,
             all(
-                (_value(s, "kongmasker_container_memory_usage_bytes", **stack, component=c) or 0)
+                (
+                    metric_value(s, "kongmasker_container_memory_usage_bytes", **stack, component=c)
+                    or 0
+                )
                 > 0
                 for c in COMPONENTS
             ),
-            (_value(s, "kongmasker_docker_host_free_disk_bytes", **stack) or 0) > 0,
+            (metric_value(s, "kongmasker_docker_host_free_disk_bytes", **stack) or 0) > 0,
         ]
         return s if all(checks) else None
 
@@ -146,12 +138,12 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
     try:
         kong.kill(signal="SIGSTOP")
         wait_until(
-            lambda: (_value(_samples(url), "kongmasker_recovery_actions_total", **stack,
+            lambda: (metric_value(metric_samples(url), "kongmasker_recovery_actions_total", **stack,
                             component="kong") or 0) >= 1,
             timeout=240,
             what="the watch restarting the hung gateway",
         )  # fmt: skip
-        assert any("kong" in e.get("message", "") for e in _events(env, name, "ProbesFailing"))
+        assert any("kong" in e.get("message", "") for e in env.events_with(name, "ProbesFailing"))
         fired = wait_until(
             lambda: [a for a in alerts if a["reason"] == "ProbesFailing"],
             timeout=30,
@@ -161,7 +153,10 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
         assert fired[0]["stack"] == {"namespace": env.namespace, "name": name}
         wait_until(
             lambda: (
-                _value(_samples(url), "kongmasker_component_up", **stack, component="kong") == 1
+                metric_value(
+                    metric_samples(url), "kongmasker_component_up", **stack, component="kong"
+                )
+                == 1
             ),
             timeout=120,
             what="kong healthy again",
@@ -170,13 +165,13 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
 
         kong.kill(signal="SIGSTOP")  # budget 1 is spent: no second restart
         env.wait_condition(name, "Degraded", "True", "RestartBudgetExhausted", timeout=240)
-        assert _events(env, name, "RestartBudgetExhausted")
-        restarts = _value(
-            _samples(url), "kongmasker_recovery_actions_total", **stack, component="kong"
+        assert env.events_with(name, "RestartBudgetExhausted")
+        restarts = metric_value(
+            metric_samples(url), "kongmasker_recovery_actions_total", **stack, component="kong"
         )
         assert restarts == 1
-        exhausted = _value(
-            _samples(url), "kongmasker_restart_budget_exhausted", **stack, component="kong"
+        exhausted = metric_value(
+            metric_samples(url), "kongmasker_restart_budget_exhausted", **stack, component="kong"
         )
         assert exhausted == 1
         kong.reload()

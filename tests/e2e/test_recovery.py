@@ -25,23 +25,17 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.stack_env import COMPONENTS, StackEnv, start_operator, start_times
+from tests.e2e.stack_env import (
+    COMPONENTS,
+    StackEnv,
+    metric_samples,
+    metric_value,
+    start_operator,
+    start_times,
+)
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def _recovery_actions(url: str, namespace: str, name: str) -> dict[tuple[str, str], float]:
-    text = httpx.get(url, timeout=5).text
-    out: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name != "kongmasker_recovery_actions_total":
-                continue
-            if s.labels.get("namespace") == namespace and s.labels.get("name") == name:
-                out[(s.labels["component"], s.labels["reason"])] = s.value
-    return out
 
 
 def _watched_operator(env: StackEnv, **extra: str) -> str:
@@ -64,14 +58,8 @@ FAST = {"periodSeconds": 2, "timeoutSeconds": 1, "startupGraceSeconds": 3}
 """Probe rounds every 2 s (the operator's default is 10 s), set in the stack's spec."""
 
 
-def _exit_events(env: StackEnv, name: str, comp: str) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in env.events(name)
-        if e.get("reason") == "ContainerExited"
-        and e.get("type") == "Warning"
-        and str(e.get("message", "")).startswith(f"{comp}: container exited")
-    ]
+def _exits(env: StackEnv, name: str, comp: str) -> list[dict[str, Any]]:
+    return env.events_with(name, "ContainerExited", f"{comp}: container exited", "Warning")
 
 
 def _ready_after(env: StackEnv, name: str, moment: str) -> dict[str, Any]:
@@ -112,7 +100,7 @@ def test_each_killed_component_is_restarted_and_reported(stack_env: StackEnv) ->
 
         wait_until(back, timeout=60, what=f"{comp} running again after SIGKILL")
         wait_until(
-            lambda comp=comp: _exit_events(env, name, comp),  # type: ignore[misc]
+            lambda comp=comp: _exits(env, name, comp),  # type: ignore[misc]
             timeout=60,
             what=f"a ContainerExited Event for {comp}",
         )
@@ -120,20 +108,24 @@ def test_each_killed_component_is_restarted_and_reported(stack_env: StackEnv) ->
         [after] = env.by_component(name)[comp]
         assert after.id == container.id, "restarted in place, not re-created"
 
+    def restarts_counted() -> dict[str, float] | None:
+        samples, stack = metric_samples(url), {"namespace": env.namespace, "name": name}
+        found = {
+            c: metric_value(samples, "kongmasker_recovery_actions_total", **stack, component=c,
+                            reason="ContainerExited")
+            for c in COMPONENTS
+        }  # fmt: skip
+        return found if all(v is not None for v in found.values()) else None
+
     counted = wait_until(
-        lambda: (
-            found
-            if all((c, "ContainerExited") in (found := _recovery_actions(url, env.namespace, name))
-                   for c in COMPONENTS)
-            else None
-        ),
+        restarts_counted,
         timeout=30,
         what="every component's restart in kongmasker_recovery_actions_total",
-    )  # fmt: skip
-    assert all(counted[(c, "ContainerExited")] >= 1 for c in COMPONENTS), counted
+    )
+    assert all((counted[c] or 0) >= 1 for c in COMPONENTS), counted
     # One Event per kill, each with the restart count against the budget.
     for comp in COMPONENTS:
-        [event] = _exit_events(env, name, comp)[:1]
+        [event] = _exits(env, name, comp)[:1]
         assert "restart 1 of 5" in event["message"], event["message"]
     # The watch's record in status: every probe passing again, one restart each in the window.
     watch = wait_until(

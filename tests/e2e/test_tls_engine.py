@@ -24,7 +24,6 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.e2e.stack_env import StackEnv
@@ -121,15 +120,6 @@ def _tls_secret(env: StackEnv, name: str, ca: Path, cert: Path, key: Path) -> No
     )  # fmt: skip
 
 
-def _exit_events(env: StackEnv, name: str) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in env.events(name)
-        if e.get("reason") == "ContainerExited"
-        and str(e.get("message", "")).startswith("kong: container exited")
-    ]
-
-
 def test_a_stack_on_a_tls_engine_runs_is_watched_and_a_wrong_ca_is_reported(
     stack_env: StackEnv, docker_host: str, tmp_path: Path
 ) -> None:
@@ -157,7 +147,11 @@ def test_a_stack_on_a_tls_engine_runs_is_watched_and_a_wrong_ca_is_reported(
         [kong] = env.by_component(name)["kong"]
         kong.reload()
         os.kill(int(kong.attrs["State"]["Pid"]), signal.SIGKILL)
-        wait_until(lambda: _exit_events(env, name), timeout=90, what="ContainerExited over TLS")
+        wait_until(
+            lambda: env.events_with(name, "ContainerExited", "kong: container exited"),
+            timeout=90,
+            what="ContainerExited over TLS",
+        )
 
         # A CA that did not sign the engine's certificate: said in the conditions.
         bad = "badca"

@@ -44,6 +44,7 @@ __all__ = [
     "dependencies",
     "dependents",
     "escalations",
+    "last_restart",
     "plan",
 ]
 
@@ -172,7 +173,7 @@ def dependents(component: Component) -> tuple[Component, ...]:
     return tuple(c for c in START_ORDER if component in dependencies(c))
 
 
-def _last_restart(restarts: Iterable[Restart], components: Iterable[Component]) -> float | None:
+def last_restart(restarts: Iterable[Restart], components: Iterable[Component]) -> float | None:
     wanted = set(components)
     times = [r.at for r in restarts if r.component in wanted]
     return max(times) if times else None
@@ -185,10 +186,10 @@ def _failure(
     policy: Policy,
 ) -> tuple[Action, Reason | None, str]:
     """NONE, OBSERVE or RESTART (meaning "failing") with the reason, before budget rules."""
-    own = _last_restart(restarts, [component])
+    own = last_restart(restarts, [component])
     if obs.exited_at is not None and (own is None or obs.exited_at > own):
         return Action.RESTART, Reason.CONTAINER_EXITED, f"{component}: container exited"
-    reset = _last_restart(restarts, [component, *dependencies(component)])
+    reset = last_restart(restarts, [component, *dependencies(component)])
     since = -math.inf if reset is None else reset + policy.startup_grace
     counted = [p for p in obs.probes if p.at >= since]
     failed = 0

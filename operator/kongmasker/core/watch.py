@@ -105,7 +105,7 @@ class StackWatch:
         comp = self._components.get(component)
         if comp is None or comp.exited_at is None:
             return None
-        last = max((r.at for r in self._restarts if r.component == component), default=None)
+        last = recovery.last_restart(self._restarts, [component])
         return comp.exited_at if last is None or comp.exited_at > last else None
 
     def exit_code(self, component: Component) -> int | None:
@@ -114,8 +114,7 @@ class StackWatch:
 
     def recent_restarts(self, component: Component) -> int:
         """Restarts of `component` counted within the policy's window, up to now."""
-        horizon = self.clock() - self.policy.window
-        return sum(1 for r in self._restarts if r.component == component and r.at > horizon)
+        return sum(1 for r in self.restarts() if r.component == component)
 
     def record_restart(self, component: Component, reason: Reason | str) -> None:
         """Auto-recovery restarted `component` (count it against the budget)."""

@@ -12,7 +12,6 @@ No finalizer: deleting a StackBackup keeps its files (retention deletes both).
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
 import kopf
@@ -23,6 +22,7 @@ from kongmasker.api.vocabulary import GROUP, VERSION
 from kongmasker.core.backup import controller as core
 from kongmasker.core.status import EventNote
 from kongmasker.errors import NotFound, TransientError
+from kongmasker.handlers.lifecycle import stack_lock
 
 SCHEDULE_TICK_SECONDS = 5.0
 """How often schedules are checked: the finest cron granularity honoured (seconds field)."""
@@ -30,13 +30,6 @@ SCHEDULE_TICK_SECONDS = 5.0
 
 def _is(kind: BackupType) -> Any:
     return lambda spec, **_: spec.get("type", BackupType.BACKUP) == kind
-
-
-def _stack_lock(memo: kopf.Memo, uid: str) -> threading.Lock:
-    # The same lock object the stack handlers take (memo["locks"], by stack UID).
-    with memo["locks_guard"]:
-        lock: threading.Lock = memo["locks"].setdefault(uid, threading.Lock())
-        return lock
 
 
 def _deps(memo: kopf.Memo) -> core.BackupDeps:
@@ -50,7 +43,7 @@ def _deps(memo: kopf.Memo) -> core.BackupDeps:
                 api=KubeBackupApi(),
                 probes=deps.probes,
                 settings=deps.settings,
-                stack_lock=lambda uid: _stack_lock(memo, uid),
+                stack_lock=lambda uid: stack_lock(memo, uid),
             )
         deps_: core.BackupDeps = memo["backup_deps"]
         return deps_

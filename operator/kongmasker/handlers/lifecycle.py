@@ -55,6 +55,14 @@ def build_deps(settings: Settings) -> Deps:
     )
 
 
+def stack_lock(memo: kopf.Memo, uid: str) -> threading.Lock:
+    """The lock of one stack (by UID): reconciles, the health watch's rounds, deletes and
+    restores take it, so none of them interleave on the stack's containers."""
+    with memo["locks_guard"]:
+        lock: threading.Lock = memo["locks"].setdefault(uid, threading.Lock())
+        return lock
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf settings; the Deps are built here unless `python -m kongmasker` passed them."""

@@ -34,17 +34,11 @@ from kongmasker.core.reconcile import Deps, stack_runtime
 from kongmasker.core.render import StackRef
 from kongmasker.core.resources import ResourceSampler
 from kongmasker.errors import KongMaskerError
+from kongmasker.handlers.lifecycle import stack_lock
 
 log = logging.getLogger(__name__)
 
 SETTLED = frozenset({str(Phase.READY), str(Phase.DEGRADED)})
-
-
-def _lock(memo: kopf.Memo, uid: str) -> threading.Lock:
-    # The same per-stack lock as handlers/stack.py: a tick never interleaves with a reconcile.
-    with memo["locks_guard"]:
-        lock: threading.Lock = memo["locks"].setdefault(uid, threading.Lock())
-        return lock
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=1.0, cancellation_timeout=15)
@@ -119,7 +113,7 @@ def _tick(
     period: list[float],
 ) -> None:
     ns, name = monitor.namespace, monitor.name
-    lock = _lock(memo, uid)
+    lock = stack_lock(memo, uid)
     # A reconcile in progress owns the containers; try again next round.
     if not lock.acquire(timeout=1.0):
         return

@@ -4,7 +4,6 @@ all funnel into one locked reconcile; delete runs the graceful stop behind the f
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from typing import Any
 
@@ -28,6 +27,7 @@ from kongmasker.core.monitor import Monitors
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote
 from kongmasker.errors import KongMaskerError, PermanentError, TransientError
+from kongmasker.handlers.lifecycle import stack_lock
 
 _SETTINGS = Settings.from_env()  # timer intervals are fixed when the decorators run
 COMPONENTS = frozenset(str(c) for c in Component)
@@ -35,12 +35,6 @@ EXIT_ACTIONS = frozenset({"die", "kill", "stop", "oom"})
 # Not "kill": a signal that ends the process is followed by "die"; one that does not (SIGHUP,
 # SIGSTOP) changes nothing a reconcile could repair.
 DRIFT_ACTIONS = frozenset({"die", "stop", "destroy", "oom", "pause", "rename"})
-
-
-def _lock(memo: kopf.Memo, uid: str) -> threading.Lock:
-    with memo["locks_guard"]:
-        lock: threading.Lock = memo["locks"].setdefault(uid, threading.Lock())
-        return lock
 
 
 def _post(body: kopf.Body, events: list[EventNote]) -> None:
@@ -54,7 +48,7 @@ def _run(body: kopf.Body, memo: kopf.Memo) -> None:
     """Load the current object, reconcile it under its lock, post Events, map errors."""
     deps: core.Deps = memo["deps"]
     ns, name, uid = body.metadata.namespace, body.metadata.name, body.metadata.uid
-    with _lock(memo, str(uid)):
+    with stack_lock(memo, str(uid)):
         # Re-read inside the lock: a queued timer must not act on a status another
         # reconcile has just changed (e.g. restartedAt).
         fresh = deps.status.get_stack(str(ns), str(name))
@@ -154,7 +148,7 @@ def stop_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         status=dict(body.status),
         annotations=dict(meta.annotations),
     )
-    with _lock(memo, str(meta.uid)):
+    with stack_lock(memo, str(meta.uid)):
         try:
             result = core.delete(obj, deps)
         except TransientError as exc:

@@ -52,7 +52,7 @@ stage() {
     mkdir -p "$ctx/src"
     while read -r pkg; do
       [[ -z "$pkg" || "$pkg" == \#* ]] && continue
-      (cd "$REPO_ROOT/operator" && find "$pkg" -name '*.py' -print0 | xargs -0 -I{} cp --parents {} "$ctx/src/")
+      (cd "$REPO_ROOT/operator" && find "$pkg" \( -name '*.py' -o -name '*.json' \) -print0 | xargs -0 -I{} cp --parents {} "$ctx/src/")
     done < "$dir/sources"
   fi
   if [[ -f "$dir/requirements.txt" ]]; then

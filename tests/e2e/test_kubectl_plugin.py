@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -101,7 +102,9 @@ def plug(
     env = StackEnv(kubectl, docker_client, namespace, mock_url, tmp)
     metrics_port = free_port()
     try:
-        wait_until(lambda: httpx.get(f"{mock_url}/health").status_code == 200, timeout=60)
+        wait_until(
+            lambda: httpx.get(f"{mock_url}/health").status_code == 200, timeout=60, what="mock"
+        )
         env.secrets()
         env.operator = start_operator(
             namespace,
@@ -276,12 +279,16 @@ def test_monitor_through_a_pipe_prints_timestamped_lines_that_move(
 def test_monitor_in_a_real_terminal(plug: tuple[StackEnv, Plugin]) -> None:
     env, plugin = plug
     session = f"kmplug-{uuid.uuid4().hex[:6]}"
-    cmd = " ".join(plugin.argv("monitor", NAME, "--interval", "1"))
+    # The pane's command gets its environment spelled out: a tmux server hands new panes its
+    # own environment, not the client's.
+    pinned = ("PATH", "KUBECONFIG", "DOCKER_HOST", "KONGMASKER_METRICS_URL")
+    assigns = [shlex.quote(f"{k}={plugin.environ[k]}") for k in pinned if k in plugin.environ]
+    cmd = " ".join(["env", *assigns, *plugin.argv("monitor", NAME, "--interval", "1")])
     tmux_env = {**plugin.environ, "TERM": "xterm-256color"}
 
     def tmux(*args: str) -> str:
-        return subprocess.run(
-            ["tmux", *args], env=tmux_env, capture_output=True, text=True, check=True
+        return subprocess.run(  # a server of its own (-L): no one else's sessions or settings
+            ["tmux", "-L", session, *args], env=tmux_env, capture_output=True, text=True, check=True
         ).stdout
 
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", cmd)
@@ -304,7 +311,11 @@ def test_monitor_in_a_real_terminal(plug: tuple[StackEnv, Plugin]) -> None:
                     return float(cells[1]) if len(cells) > 1 else None
             return None
 
-        first = wait_until(requests_on_screen, timeout=30, what="figures on screen")
+        (first,) = wait_until(
+            lambda: [v] if (v := requests_on_screen()) is not None else None,
+            timeout=30,
+            what="figures on screen",
+        )
         traffic(env, 6)
         wait_until(
             lambda: (requests_on_screen() or 0) >= first + 6, timeout=30, what="figures to move"
@@ -327,7 +338,7 @@ def test_monitor_in_a_real_terminal(plug: tuple[StackEnv, Plugin]) -> None:
         after = tmux("capture-pane", "-p", "-t", session)
         assert "Traceback" not in after
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False, env=tmux_env)
+        subprocess.run(["tmux", "-L", session, "kill-server"], check=False, env=tmux_env)
 
 
 # -- report ----------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from kongmasker.cli.context import (
     Stack,
     ago,
     event_time,
+    fetch_metrics,
+    operator_metrics_url,
 )
 
 WARNINGS_SHOWN = 5
@@ -71,11 +73,34 @@ def summary(cluster: Cluster, stack: Stack) -> dict[str, Any]:
             for c in st.get("conditions") or []
         ],
         "components": comps,
-        "canary": watch.get("canary") or {},
+        "canary": {**(watch.get("canary") or {}), "types": canary_types(stack)},
         "endpoints": st.get("endpoints") or {},
         "backups": backups,
         "warnings": warnings,
     }
+
+
+def canary_types(stack: Stack) -> dict[str, dict[str, float]]:
+    """Per identifier type: canary checks and failures so far, from the operator's metrics
+    (KONGMASKER_METRICS_URL); empty when they cannot be read."""
+    url = operator_metrics_url(None)
+    text = fetch_metrics(url) if url else None
+    if not text:
+        return {}
+    from kongmasker.cli.monitor import parse
+
+    out: dict[str, dict[str, float]] = {}
+    for (metric, labels), value in parse(text).items():
+        lab = dict(labels)
+        if lab.get("namespace") != stack.namespace or lab.get("name") != stack.name:
+            continue
+        key = {
+            "kongmasker_masking_checks_total": "checks",
+            "kongmasker_masking_check_failures_total": "failures",
+        }.get(metric)
+        if key and "type" in lab:
+            out.setdefault(lab["type"], {"checks": 0.0, "failures": 0.0})[key] += value
+    return dict(sorted(out.items()))
 
 
 def stack_backups(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,7 +172,7 @@ def render_text(s: dict[str, Any]) -> str:
         )
     can = s["canary"]
     lines += ["", "Masking canary"]
-    if can:
+    if can.get("lastRunTime"):
         lat = can.get("latencySeconds")
         lines.append(
             f"  {can.get('result', '-')} ({can.get('reason', '')}), "
@@ -155,6 +180,13 @@ def render_text(s: dict[str, Any]) -> str:
             + (f", {lat * 1000:.0f}ms" if lat is not None else "")
             + f", {ago(can.get('lastRunTime', ''))} ago"
         )
+        types = can.get("types") or {}
+        failing = sorted(t for t, c in types.items() if c.get("failures"))
+        if types:
+            lines.append(
+                f"  per type: {len(types) - len(failing)} of {len(types)} never failed"
+                + (f"; failed: {', '.join(failing)}" if failing else "")
+            )
     else:
         lines.append("  no run yet")
     lines += ["", "Endpoints"]

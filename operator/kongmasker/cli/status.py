@@ -35,7 +35,8 @@ def summary(cluster: Cluster, stack: Stack) -> dict[str, Any]:
     comps = {}
     for comp in START_ORDER:
         c = (st.get("components") or {}).get(str(comp)) or {}
-        p = probes.get(str(comp)) or {}
+        # The watch's last record of a component that no longer exists is history, not health.
+        p = probes.get(str(comp)) or {} if c.get("state") != "Absent" else {}
         comps[str(comp)] = {
             "state": c.get("state", "Unknown"),
             "health": c.get("health", ""),
@@ -160,14 +161,14 @@ def render_text(s: dict[str, Any]) -> str:
     lines += [
         "",
         "Components",
-        f"  {'NAME':<8} {'STATE':<10} {'HEALTH':<7} {'UPTIME':<8} {'RESTARTS':<8} "
+        f"  {'NAME':<8} {'STATE':<10} {'HEALTH':<9} {'UPTIME':<8} {'RESTARTS':<8} "
         f"{'PROBE':<14} IMAGE",
     ]
     for name, c in s["components"].items():
         lat = c["lastProbeLatencySeconds"]
         probe = f"{c['lastProbe'] or '-'}" + (f" {lat * 1000:.0f}ms" if lat is not None else "")
         lines.append(
-            f"  {name:<8} {c['state']:<10} {c['health'] or '-':<7} {c['uptime']:<8} "
+            f"  {name:<8} {c['state']:<10} {c['health'] or '-':<9} {c['uptime']:<8} "
             f"{c['restartsInWindow']!s:<8} {probe:<14} {c['image'] or '-'}"
         )
     can = s["canary"]

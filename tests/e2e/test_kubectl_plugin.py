@@ -38,6 +38,7 @@ from tests.e2e.stack_env import (
     start_operator,
 )
 from tests.support import REPO_ROOT, free_port, wait_until
+from tests.unit.argocd.test_health_lua import health
 
 pytestmark = pytest.mark.e2e
 NAME = "plug"
@@ -392,6 +393,15 @@ def test_restart_waits_and_reports_progress(plug: tuple[StackEnv, Plugin]) -> No
     for comp in COMPONENTS:
         (container,) = env.by_component(NAME)[comp]
         assert container.attrs["State"]["StartedAt"] > before[comp], comp
+    # --graceful: the strategy a user would set, then the same annotation; zero downtime.
+    ids = {c: env.by_component(NAME)[c][0].id for c in COMPONENTS}
+    out = plugin("restart", NAME, "--graceful", "--wait", "--timeout", "180")
+    assert out.returncode == 0, out.stderr
+    assert "spec.restartStrategy: Recreate -> Graceful" in out.stdout
+    assert env.get(NAME)["spec"]["restartStrategy"] == "Graceful"
+    handed = env.events_with(NAME, "HandedOver")
+    assert {e["message"].split(":")[0] for e in handed} >= {"kong", "nginx", "backend"}, handed
+    assert all(env.by_component(NAME)[c][0].id != ids[c] for c in ("kong", "nginx", "backend"))
 
 
 # -- hibernation (before backup/restore: a restore restarts Redis, whose exit Events are
@@ -418,6 +428,10 @@ def test_hibernate_keeps_every_key_and_leaves_nothing_running(
         filters={"label": f"kongmasker.io/stack-namespace={env.namespace}"}
     )
     assert volumes, "the Redis data volume must be kept"
+    assert health(env.get(NAME)) == (
+        "Suspended",
+        "Hibernated (spec.hibernated): stopped, data volume kept",
+    )  # what Argo CD shows: manifests/argocd/health-kongmasker.lua under Lua 5.1
     assert plugin("hibernate", "status", NAME).returncode == 0
     assert plugin("status", NAME).returncode == 1  # hibernated is not Ready
     # A watch round or two passes: nothing is restarted and nothing is alerted.

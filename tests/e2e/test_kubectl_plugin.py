@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tarfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,7 @@ class Plugin:
     def __call__(
         self, *args: str, timeout: float = 300, **env: str
     ) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
         out = subprocess.run(
             self.argv(*args),
             env={**self.environ, **env},
@@ -71,7 +73,9 @@ class Plugin:
             text=True,
             timeout=timeout,
         )
-        print(f"$ kubectl kongmasker {' '.join(args)}  -> {out.returncode}\n{out.stdout}")
+        took = time.monotonic() - started
+        print(f"$ kubectl kongmasker {' '.join(args)}  -> {out.returncode}  ({took:.2f}s)")
+        print(out.stdout)
         if out.stderr:
             print(out.stderr)
         return out

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a bare machine and is missing: Debian packages (the Docker
-# engine, debootstrap, openssl, curl, promtool) and the Python virtualenv with the project.
+# engine, debootstrap, openssl, curl, promtool, tmux for the
+# kubectl plugin's terminal test) and the Python virtualenv with the project.
 # Quiet and quick when everything is already there.
 source "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES=(docker.io debootstrap openssl curl ca-certificates prometheus lua5.1)
+APT_PACKAGES=(docker.io debootstrap openssl curl ca-certificates prometheus lua5.1 tmux)
 VENV="${KONGMASKER_VENV:-$REPO_ROOT/.venv}"
 
 apt_missing() {

@@ -44,6 +44,8 @@ The Kong AWS Masker environment is up.
   eval "\$(make -s env)"                      # KUBECONFIG, DOCKER_HOST, PATH, endpoints
   kubectl get kongmaskerstacks                # alias: kms
   kubectl describe kongmaskerstack demo
+  kubectl kongmasker status demo              # the plugin: status, monitor, logs, report,
+  kubectl kongmasker monitor demo             #   restart, backup, restore, hibernate
   curl -s "\$(kubectl get kms demo -o jsonpath='{.status.endpoints.proxy}')/v1/messages" \\
        -H 'content-type: application/json' \\
        -d '{"messages":[{"role":"user","content":"why is i-1234567890abcdef0 slow?"}]}'

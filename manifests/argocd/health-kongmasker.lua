@@ -17,6 +17,15 @@ if obj.spec ~= nil and obj.spec.paused == true then
   hs.message = "Reconciliation is paused (spec.paused)"
   return hs
 end
+if obj.spec ~= nil and obj.spec.hibernated == true then
+  if obj.status.phase == "Hibernated" then
+    hs.status = "Suspended"
+    hs.message = "Hibernated (spec.hibernated): stopped, data volume kept"
+  else
+    hs.message = "Hibernating: stopping the stack"
+  end
+  return hs
+end
 local byType = {}
 if obj.status.conditions ~= nil then
   for _, c in ipairs(obj.status.conditions) do

@@ -64,6 +64,22 @@ def _mapped(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
+def _mapped_iter(stream: Iterator[bytes]) -> Iterator[bytes]:
+    """A log stream whose errors are the operator's too; yields whole lines."""
+    pending = b""
+    try:
+        for chunk in stream:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            yield from (line + b"\n" for line in lines)
+    except docker.errors.DockerException as exc:
+        raise RuntimeUnavailable(f"Docker log stream failed: {exc}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise RuntimeUnavailable(f"Docker log stream failed: {exc}") from exc
+    if pending:
+        yield pending + b"\n"
+
+
 def _explain(exc: docker.errors.APIError) -> str:
     return str(getattr(exc, "explanation", None) or exc)
 
@@ -277,6 +293,30 @@ class DockerRuntime:
                 return None
             handle = tar.extractfile(member)
             return handle.read() if handle else None
+
+    # -- diagnostics for the kubectl plugin (not part of the Runtime protocol) --------------
+    @_mapped
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        """`docker inspect` of one container, as the engine returns it."""
+        return dict(self._api.inspect_container(container_id))
+
+    @_mapped
+    def logs(
+        self,
+        container_id: str,
+        *,
+        since: float | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> Iterator[bytes]:
+        """Log lines (stdout and stderr) each prefixed with Docker's RFC 3339 timestamp."""
+        kwargs: dict[str, Any] = {"timestamps": True, "stream": True, "follow": follow}
+        if since is not None:
+            kwargs["since"] = int(since)
+        if tail is not None:
+            kwargs["tail"] = tail
+        stream = self._api.logs(container_id, **kwargs)
+        return _mapped_iter(stream)
 
     @_mapped
     def stats(self, container_id: str) -> ContainerStats:

@@ -343,6 +343,8 @@ class StackSpec:
     docker_host: DockerHostSpec = field(default_factory=DockerHostSpec)
     network: NetworkSpec = field(default_factory=NetworkSpec)
     paused: bool = False
+    hibernated: bool = False
+    """Stopped on purpose (containers removed, data volume kept) until false again."""
     stop_grace_period_seconds: int | None = None
     restart_strategy: str = "Recreate"
     alerts: AlertsSpec = field(default_factory=AlertsSpec)
@@ -373,6 +375,7 @@ class StackSpec:
                 mode=str(net.get("mode") or "host"), name=_opt_str(net.get("name"))
             ),
             paused=bool(raw.get("paused", False)),
+            hibernated=bool(raw.get("hibernated", False)),
             stop_grace_period_seconds=_opt_int(raw.get("stopGracePeriodSeconds")),
             restart_strategy=str(raw.get("restartStrategy") or "Recreate"),
             alerts=AlertsSpec.from_dict(raw.get("alerts")),

@@ -68,6 +68,8 @@ class Phase(StrEnum):
     FAILED = "Failed"
     PAUSED = "Paused"
     TERMINATING = "Terminating"
+    HIBERNATED = "Hibernated"
+    """spec.hibernated: stopped in reverse order, Redis saved, containers removed, data kept."""
 
 
 class ComponentState(StrEnum):
@@ -104,6 +106,8 @@ class Reason(StrEnum):
     DOCKER_ERROR = "DockerError"
     CONTAINER_CONFLICT = "ContainerConflict"
     PAUSED = "Paused"
+    HIBERNATED = "Hibernated"
+    """spec.hibernated is true: nothing of the stack runs; its data volume is kept."""
     STOPPING = "Stopping"
     STOPPED = "Stopped"
     NOT_DEGRADED = "AsExpected"

@@ -1,6 +1,7 @@
 """One reconcile of a stack as a straight sequence of steps, and the graceful delete.
 
-    parse spec -> paused? -> preflight (engine, Secrets, images, ports, disk)
+    parse spec -> paused? -> hibernated? (stop all in reverse, remove; keep the volume)
+      -> preflight (engine, Secrets, images, ports, disk)
       -> restart requested? (stop all in reverse, remove) -> observe -> plan
       -> apply health-gated in dependency order -> verify -> one status patch
 
@@ -21,10 +22,12 @@ from kongmasker.adapters.kube import SecretReader, StatusWriter
 from kongmasker.adapters.probes import Probes
 from kongmasker.adapters.runtime import Runtime
 from kongmasker.api.spec import StackSpec
+from kongmasker.api.status import ComponentStatus
 from kongmasker.api.vocabulary import (
     RESTART_ANNOTATION,
     START_ORDER,
     Component,
+    ComponentState,
     ConditionType,
     Phase,
     Reason,
@@ -122,6 +125,8 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
     if spec.paused:
         verdicts = st.paused_verdicts(obj.status.get("conditions") or [])
         return _finish(obj, deps, verdicts, {}, {}, endpoints(spec), keep_components=True)
+    if spec.hibernated:
+        return _hibernate(obj, deps, spec)
 
     runtime: Runtime | None = None
     observed: dict[Component, Observed] = {}
@@ -430,18 +435,58 @@ def _held_back(failed: str, executor: Executor) -> list[Component]:
 def stack_runtime(spec: StackSpec, ref: StackRef, deps: Deps) -> Runtime:
     """The stack's engine: spec.dockerHost (its TLS material from the Secret it names), else
     the operator's default."""
+    return engine_for(
+        spec, ref.namespace, deps.secrets, deps.runtime_for, deps.settings.docker.default_url
+    )
+
+
+def engine_for(
+    spec: StackSpec,
+    namespace: str,
+    secrets: SecretReader,
+    runtime_for: RuntimeFactory,
+    default_url: str,
+) -> Runtime:
+    """The engine a stack runs on, for whoever needs it (the reconcile, the watch, the kubectl
+    plugin): spec.dockerHost.url with the TLS Secret's material, else `default_url`."""
     tls_files = None
     if spec.docker_host.tls is not None:
         try:
-            tls_files = deps.secrets.read_secret(ref.namespace, spec.docker_host.tls.name)
+            tls_files = secrets.read_secret(namespace, spec.docker_host.tls.name)
         except NotFound as exc:
             raise PreflightFailed(
-                f"TLS Secret {ref.namespace}/{spec.docker_host.tls.name} does not exist; create it "
+                f"TLS Secret {namespace}/{spec.docker_host.tls.name} does not exist; create it "
                 "with ca.pem, cert.pem and key.pem",
                 reason=Reason.SECRET_MISSING,
             ) from exc
-    url = spec.docker_host.url or deps.settings.docker.default_url
-    return deps.runtime_for(url, tls_files)
+    return runtime_for(spec.docker_host.url or default_url, tls_files)
+
+
+def _hibernate(obj: StackObject, deps: Deps, spec: StackSpec) -> Result:
+    """Stop Backend -> Nginx -> Kong -> Redis (Redis saved), remove the containers, keep the
+    volume; repeated reconciles find nothing to stop and only confirm the status."""
+    ref = obj.ref
+    try:
+        runtime = stack_runtime(spec, ref, deps)
+        running = runtime.list_containers(ref.name_labels())
+        secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets) if running else {}
+        notes = stop_stack(ref, spec, runtime, deps.probes, secrets, deps.settings)
+    except (PreflightFailed, TransientError) as exc:
+        verdicts = st.degraded_verdicts(Reason.DOCKER_ERROR, exc.message, "hibernation incomplete")
+        return _finish(obj, deps, verdicts, {}, {}, {}, error=exc)
+    note = f"stopped, containers removed, volume {ref.redis_volume(spec)} kept"
+    # Every component is named: the status patch is a merge, an empty map would keep the old.
+    absent = ComponentStatus(ComponentState.ABSENT, message="hibernated")
+    gone = {str(c): absent for c in START_ORDER}
+    result = _finish(obj, deps, st.hibernated_verdicts(note), gone, {}, endpoints(spec))
+    if notes:
+        warn = any("WARNING" in n for n in notes)
+        message = "hibernating: stopped Backend -> Nginx -> Kong -> Redis: " + "; ".join(notes)
+        result.events.insert(0, st.EventNote(Reason.HIBERNATED, message, warning=warn))
+    # No series of a stack that is down on purpose: its alert rules must stay quiet.
+    metrics.forget(ref.namespace, ref.name)
+    metrics.forget_observability(ref.namespace, ref.name)
+    return result
 
 
 def _finish(

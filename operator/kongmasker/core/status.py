@@ -218,8 +218,20 @@ def paused_verdicts(old: Iterable[Mapping[str, Any]]) -> list[Verdict]:
     return [*keep, Verdict(ConditionType.PROGRESSING, False, Reason.PAUSED, msg)]
 
 
+def hibernated_verdicts(note: str) -> list[Verdict]:
+    """Hibernated: not Ready on purpose, nothing in progress, nothing degraded."""
+    msg = f"spec.hibernated is true: {note}"
+    return [
+        Verdict(ConditionType.READY, False, Reason.HIBERNATED, msg),
+        Verdict(ConditionType.PROGRESSING, False, Reason.HIBERNATED, msg),
+        Verdict(ConditionType.DEGRADED, False, Reason.HIBERNATED, "hibernated on request"),
+    ]
+
+
 def phase_for(verdicts: Iterable[Verdict], comps: Mapping[str, ComponentStatus]) -> Phase:
     by_type = {v.type: v for v in verdicts}
+    if by_type[ConditionType.READY].reason == Reason.HIBERNATED:
+        return Phase.HIBERNATED
     if (
         by_type.get(ConditionType.PROGRESSING)
         and by_type[ConditionType.PROGRESSING].reason == Reason.PAUSED

@@ -93,6 +93,26 @@ def test_paused_is_suspended() -> None:
     assert health(obj)[0] == "Suspended"
 
 
+def test_hibernated_is_suspended_once_the_operator_says_so() -> None:
+    obj = stack(phase="Hibernated", conditions=[cond("Ready", "False", "Hibernated", "h")])
+    obj["spec"]["hibernated"] = True
+    status, message = health(obj)
+    assert status == "Suspended"
+    assert "Hibernated" in message
+
+
+def test_hibernating_is_progressing_until_the_phase_says_hibernated() -> None:
+    obj = stack(phase="Ready", conditions=[cond("Ready", "True")])
+    obj["spec"]["hibernated"] = True
+    assert health(obj) == ("Progressing", "Hibernating: stopping the stack")
+
+
+def test_woken_stack_is_judged_by_its_conditions_again() -> None:
+    obj = stack(phase="Hibernated", conditions=[cond("Ready", "False", "Hibernated", "h")])
+    obj["spec"]["hibernated"] = False
+    assert health(obj)[0] == "Progressing"
+
+
 @pytest.mark.parametrize(
     ("phase", "expected"),
     [

@@ -1,0 +1,1 @@
+"""kubectl-kongmasker: the day-2 verbs (see docs/kubectl-plugin.md)."""

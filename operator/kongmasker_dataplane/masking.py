@@ -36,6 +36,7 @@ __all__ = [
     "MASKED_ID_RE",
     "TYPES",
     "Finding",
+    "accounts_in",
     "LocalAllocator",
     "MaskResult",
     "StreamUnmasker",
@@ -81,11 +82,11 @@ def masked_id(type_: str, number: int) -> str:
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
-def _windows(low: str, rule: Rule) -> list[tuple[int, int]]:
-    """Merged [start, end) windows around the anchors of `rule` in the lower-cased text."""
+def _windows(low: str, rule: Rule, anchors: Iterable[str]) -> list[tuple[int, int]]:
+    """Merged [start, end) windows around the `anchors` of `rule` in the lower-cased text."""
     spans: list[tuple[int, int]] = []
     n = len(low)
-    for anchor in rule.anchors:
+    for anchor in anchors:
         i = low.find(anchor)
         while i >= 0:
             spans.append((max(0, i - rule.before), min(n, i + len(anchor) + rule.after)))
@@ -126,16 +127,20 @@ def _scan(rule: Rule, text: str, start: int, end: int) -> Iterable[tuple[int, in
         yield span_start, span_end, rule.priority, type_
 
 
-def _at_anchors(rule: Rule, text: str, low: str) -> Iterable[tuple[int, int, int, str]]:
-    """Candidates of a rule whose pattern starts with one of its anchors."""
-    for anchor in rule.anchors:
+def _at_anchors(
+    rule: Rule, text: str, low: str, anchors: Iterable[str]
+) -> Iterable[tuple[int, int, int, str]]:
+    """Candidates of a rule whose pattern starts with one of its anchors (then the further
+    items of a list, when the rule has `more`)."""
+    for anchor in anchors:
         i = low.find(anchor)
         while i >= 0:
             m = rule.regex.match(text, i)
-            if m is not None and (rule.check is None or rule.check(text, m)):
+            while m is not None and (rule.check is None or rule.check(text, m)):
                 span_start, span_end = m.span(rule.group)
                 type_ = rule.classify(m) if rule.classify is not None else rule.type
                 yield span_start, span_end, rule.priority, type_
+                m = rule.more.match(text, m.end()) if rule.more is not None else None
             i = low.find(anchor, i + 1)
 
 
@@ -144,29 +149,100 @@ def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
     # Lower-case ASCII only, so that indexes stay those of `text`.
     low = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
     n = len(text)
+    # Each distinct anchor and hint is tested once per text (the one-pass prefilter): a rule
+    # none of whose anchors or hint is present costs nothing more.
+    present = {a for a in _ALL_ANCHORS if a in low}
+    hints: dict[int, bool] = {}
     for rule in RULES:
         # The skips matter for the many short strings of a JSON body ("model", "user", ...).
         if n < rule.min_length:
             continue
         if rule.anchors:
-            if not any(a in low for a in rule.anchors):
+            anchors = [a for a in rule.anchors if a in present]
+            if not anchors:
                 continue
             if rule.at_anchor:
-                yield from _at_anchors(rule, text, low)
+                yield from _at_anchors(rule, text, low, anchors)
             else:
-                for a, b in _windows(low, rule):
+                for a, b in _windows(low, rule, anchors):
                     yield from _scan(rule, text, a, b)
-        elif rule.needle is None or rule.needle in text:
-            yield from _scan(rule, text, 0, n)
+            continue
+        if rule.needle is not None and rule.needle not in text:
+            continue
+        if rule.hint is not None:
+            key = id(rule.hint)
+            if key not in hints:
+                hint = rule.hint
+                hints[key] = bool(hint.search(text) if isinstance(hint, re.Pattern) else hint(text))
+            if not hints[key]:
+                continue
+        yield from _scan(rule, text, 0, n)
 
 
-def find(text: str) -> list[Finding]:
+_ALL_ANCHORS = frozenset(a for rule in RULES for a in rule.anchors)
+# Where an ARN, ECR or SQS address shows an account id (the value's first 12-digit field).
+_ACCOUNT_IN_VALUE = re.compile(r"(?:^|[:/])(\d{12})(?=[:/.]|$)")
+_ACCOUNT_TYPES = frozenset({"ECR_URI", "SQS_QUEUE"})
+# A label (a JSON key, or "type": "account" beside it) that can give context to its value.
+_LABEL_HINT = re.compile(
+    r"(?i)bucket|account|owner|principal|rds|db|redshift|cluster|cache|replication|glue|job"
+    r"|kms|key|secret|session|security|token|distribution|cloudfront|버킷|계정|글루|배포"
+)
+
+
+def accounts_in(findings: Iterable[Finding]) -> set[str]:
+    """The account ids that ARNs, ECR and SQS addresses among `findings` show."""
+    out: set[str] = set()
+    for f in findings:
+        if f.type in _ACCOUNT_TYPES or f.value.startswith("arn:"):
+            m = _ACCOUNT_IN_VALUE.search(f.value)
+            if m is not None:
+                out.add(m.group(1))
+    return out
+
+
+def _account_candidates(text: str, accounts: Iterable[str]) -> list[tuple[int, int, int, str]]:
+    """Every standalone occurrence of a known account id (also written 1234-5678-9012)."""
+    out = []
+    for acct in accounts:
+        if acct not in text and acct[:4] not in text:
+            continue
+        dashed = f"{acct[:4]}-{acct[4:8]}-{acct[8:]}"
+        pattern = re.compile(rf"(?<![\w-])(?:{acct}|{dashed})(?![\w-])", re.ASCII)
+        out += [(m.start(), m.end(), 40, "ACCOUNT_ID") for m in pattern.finditer(text)]
+    return out
+
+
+def find(text: str, label: str = "", accounts: Iterable[str] = ()) -> list[Finding]:
     """Every identifier in `text`, non-overlapping, in text order.
+
+    `label` is context the text was found under (a JSON key): a value is also judged as if
+    written `label: value`, so `{"BucketName": "x"}` masks x. `accounts` are account ids
+    learned elsewhere in the same document; ids that ARNs in `text` show are learned here.
+    Every standalone occurrence of a learned account id is masked.
 
     Longest candidates win, then the more specific rule, then the earlier one; a candidate that
     overlaps an accepted one is dropped whole (never trimmed, so no partial masks).
     """
-    ranked = sorted(_candidates(text), key=lambda c: (c[0] - c[1], c[2], c[0]))
+    if label and _LABEL_HINT.search(label):
+        prefix = f"{label}: "
+        shift = len(prefix)
+        inner = find(prefix + text, accounts=accounts)
+        return [
+            Finding(f.type, f.start - shift, f.end - shift, f.value)
+            for f in inner
+            if f.start >= shift
+        ]
+    candidates = list(_candidates(text))
+    known = set(accounts)
+    for start, end, _p, type_ in candidates:
+        if type_ in _ACCOUNT_TYPES or text.startswith("arn:", start):
+            m = _ACCOUNT_IN_VALUE.search(text, start, end)
+            if m is not None:
+                known.add(m.group(1))
+    if known:
+        candidates += _account_candidates(text, known)
+    ranked = sorted(candidates, key=lambda c: (c[0] - c[1], c[2], c[0]))
     taken: list[tuple[int, int]] = []
     accepted: list[Finding] = []
     for start, end, _prio, type_ in ranked:

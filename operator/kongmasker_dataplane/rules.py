@@ -79,7 +79,7 @@ _SEP = r"""["'`]?\s*(?:[:=]|\bis\b)?\s*["'`]?"""
 _REGION = r"[a-z]{2}(?:-gov)?-[a-z]+-\d"
 # Between items of a list after one context word: "buckets a, b and c", "a와 b".
 _LIST_SEP = r"""["'`]?(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+|\s*(?:와|과|및)\s*)["'`]?"""
-_GLUE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{1,254}(?<![.-])(?![\w.-])"
+_GLUE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{1,254}(?<![.-])(?![\w-]|\.\w)"
 _ACCOUNT_NUMBER = r"(?<![\w-])(?:\d{12}|\d{4}-\d{4}-\d{4})(?![\w-])"
 
 
@@ -138,7 +138,7 @@ def _kms_context(text: str, m: re.Match[str]) -> bool:
 
 
 _VERSION_CONTEXT = re.compile(
-    r"(?i)(?:version|release|build|ver\.?|\bv|버전|릴리스)\s*[:=]?\s*$", re.ASCII
+    r"(?i)(?:\b(?:version|release|build|ver\.?|v)|버전|릴리스)\s*[:=]?\s*$", re.ASCII
 )
 # Words that make a dotted quad of single digits an address after all ("dns 1.1.1.1").
 _NETWORK_CONTEXT = re.compile(
@@ -534,7 +534,7 @@ def _build_rules() -> list[Rule]:
         Rule(
             "SESSION_TOKEN",
             _r(
-                r"(?<![A-Za-z0-9/+=])(?:IQoJb3JpZ2luX2|FwoGZXIvYXdzE|FQoGZXIvYXdzE)"
+                r"(?<![A-Za-z0-9/+])(?:IQoJb3JpZ2luX2|FwoGZXIvYXdzE|FQoGZXIvYXdzE)"
                 r"[A-Za-z0-9/+=]{60,}"
             ),
             priority=20,
@@ -612,8 +612,12 @@ def _build_rules() -> list[Rule]:
         ),
         Rule(
             "IPV6",
-            # Whole runs of hex digits and colons; `_ipv6_check` parses them.
-            _r(r"[0-9A-Fa-f:]{3,}+(?![\w]|\.[0-9A-Za-z])"),
+            # Runs of hex digits and colons ending in a digit or `::`: a colon or period after
+            # the address is punctuation ("... 2001:db8::1: timeout", "... ::1.").
+            _r(
+                r"(?:[0-9A-Fa-f:]{2,}[0-9A-Fa-f]|[0-9A-Fa-f:]*::)"
+                r"(?![\w]|\.[0-9A-Za-z]|:?[0-9A-Fa-f]|::)"
+            ),
             check=_ipv6_check,
             priority=70,
             hint=_r(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"),

@@ -51,7 +51,9 @@ def _walk_strings(obj: Any, visit: Callable[[str, str], None], label: str = "") 
     elif isinstance(obj, dict):
         extra = (
             " account"
-            if any(isinstance(v, str) and len(v) < 32 and "account" in v.lower() for v in obj.values())
+            if any(
+                isinstance(v, str) and len(v) < 32 and "account" in v.lower() for v in obj.values()
+            )
             else ""
         )
         for k, v in obj.items():
@@ -117,8 +119,10 @@ def parse_body(body: bytes, content_type: str) -> ParsedBody:
         # not decode (a stray %) still must not leave unmasked.
         # A form value is labelled by its name, as a JSON value by its key.
         names = ["", *decoded[:-1]]
-        labelled = [(v, names[i] if parts[2 * i - 1 : 2 * i] == ["="] else "")
-                    for i, v in enumerate(decoded)]
+        labelled = [
+            (v, names[i] if parts[2 * i - 1 : 2 * i] == ["="] else "")
+            for i, v in enumerate(decoded)
+        ]
         return ParsedBody("form", parts, _scan([*labelled, *((p, "") for p in parts[::2])]))
     return ParsedBody("text", text, _scan([(text, "")]))
 

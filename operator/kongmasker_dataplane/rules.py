@@ -263,6 +263,8 @@ _HEX_HINT = _r(r"-[0-9a-fA-F]{8}")
 def _long_token(text: str) -> bool:
     """A 40-character key lies inside a whitespace-free run of at least 40 characters."""
     return len(text) >= 40 and max(map(len, text.split()), default=0) >= 40
+
+
 # Windows: host names end at "amazonaws.com" (a host is at most 253 chars; paths after it,
 # as in ECR and SQS URLs, are short); a context phrase is followed closely by its value.
 _HOST: dict[str, Any] = {"anchors": ("amazonaws.com",), "before": 300, "after": 300}
@@ -470,11 +472,7 @@ def _build_rules() -> list[Rule]:
         ),
         Rule(
             "GLUE_JOB",
-            _r(
-                _ci(r"\bglue[ _-]?job(?:[ _-]?name)?")
-                + _SEP
-                + r"(?P<id>" + _GLUE_NAME + ")"
-            ),
+            _r(_ci(r"\bglue[ _-]?job(?:[ _-]?name)?") + _SEP + r"(?P<id>" + _GLUE_NAME + ")"),
             group="id",
             check=_name_check("id"),
             priority=40,
@@ -484,8 +482,13 @@ def _build_rules() -> list[Rule]:
         Rule(
             "GLUE_JOB",
             # "Glue 작업 nightly-etl", "글루 잡: x"
-            _r(r"(?i:glue|글루)\s*(?:작업|잡|job)(?:\s*이름)?(?:은|는|이|을|:)?" + _SEP
-               + r"(?P<id>" + _GLUE_NAME + ")"),
+            _r(
+                r"(?i:glue|글루)\s*(?:작업|잡|job)(?:\s*이름)?(?:은|는|이|을|:)?"
+                + _SEP
+                + r"(?P<id>"
+                + _GLUE_NAME
+                + ")"
+            ),
             group="id",
             check=_name_check("id"),
             priority=40,

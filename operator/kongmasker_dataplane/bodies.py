@@ -90,7 +90,9 @@ def _scan(strings: list[tuple[str, str]]) -> dict[str, list[Finding]]:
     if accounts:
         # Second pass, only over strings that hold one of the learned account ids.
         for s, label in seen:
-            if any(a in s or a[:4] in s for a in accounts):
+            # A string whose own ARNs showed the ids has had them masked already.
+            others = accounts - accounts_in(found[s])
+            if any(a in s or a[:4] in s for a in others):
                 fs = find(s, label, accounts)
                 if len(fs) > len(found[s]):
                     found[s] = fs

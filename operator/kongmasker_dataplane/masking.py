@@ -82,6 +82,9 @@ def masked_id(type_: str, number: int) -> str:
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
+_TOKEN_ENDS = " \t\n\"'`<>()[]{},;|\\"
+
+
 def _windows(low: str, rule: Rule, anchors: Iterable[str]) -> list[tuple[int, int]]:
     """Merged [start, end) windows around the `anchors` of `rule` in the lower-cased text."""
     spans: list[tuple[int, int]] = []
@@ -89,7 +92,12 @@ def _windows(low: str, rule: Rule, anchors: Iterable[str]) -> list[tuple[int, in
     for anchor in anchors:
         i = low.find(anchor)
         while i >= 0:
-            spans.append((max(0, i - rule.before), min(n, i + len(anchor) + rule.after)))
+            start = max(0, i - rule.before)
+            if rule.token_start:
+                # From the start of the token that holds the anchor (a host name is one
+                # token): far less text for the host patterns, which have no literal prefix.
+                start = max([start, *(low.rfind(c, start, i) for c in _TOKEN_ENDS)])
+            spans.append((start, min(n, i + len(anchor) + rule.after)))
             i = low.find(anchor, i + 1)
     spans.sort()
     merged: list[tuple[int, int]] = []
@@ -153,6 +161,7 @@ def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
     # none of whose anchors or hint is present costs nothing more.
     present = {a for a in _ALL_ANCHORS if a in low}
     hints: dict[int, bool] = {}
+    windows: dict[tuple[object, ...], list[tuple[int, int]]] = {}
     for rule in RULES:
         # The skips matter for the many short strings of a JSON body ("model", "user", ...).
         if n < rule.min_length:
@@ -164,10 +173,17 @@ def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
             if rule.at_anchor:
                 yield from _at_anchors(rule, text, low, anchors)
             else:
-                for a, b in _windows(low, rule, anchors):
+                key = (rule.anchors, rule.before, rule.after, rule.token_start)
+                if key not in windows:
+                    windows[key] = _windows(low, rule, anchors)
+                for a, b in windows[key]:
                     yield from _scan(rule, text, a, b)
             continue
         if rule.needle is not None and rule.needle not in text:
+            continue
+        if rule.windows is not None:
+            for a, b in rule.windows(text):
+                yield from _scan(rule, text, a, b)
             continue
         if rule.hint is not None:
             key = id(rule.hint)

@@ -44,6 +44,8 @@ class Rule:
     more: re.Pattern[str] | None = None
     # The pattern starts with its anchor (context phrases): it is tried only right there.
     at_anchor: bool = False
+    # Windows start at the token holding the anchor (whitespace, quotes, brackets end one).
+    token_start: bool = False
     # Cheap skips before any regex runs: a substring every match contains, a shortest match.
     needle: str | None = None
     min_length: int = 1
@@ -51,6 +53,8 @@ class Rule:
     # that holds for every text the rule can match. Rules sharing one hint object share its
     # result, so the twelve hex-id rules cost one search when no `-` + 8 hex digits is there.
     hint: re.Pattern[str] | Callable[[str], bool] | None = None
+    # Or the rule's own windows, computed from the text (the rule runs only inside them).
+    windows: Callable[[str], list[tuple[int, int]]] | None = None
 
 
 # --- building blocks ---------------------------------------------------------------------
@@ -138,7 +142,7 @@ def _kms_context(text: str, m: re.Match[str]) -> bool:
 
 
 _VERSION_CONTEXT = re.compile(
-    r"(?i)(?:\b(?:version|release|build|ver\.?|v)|버전|릴리스)\s*[:=]?\s*$", re.ASCII
+    r"(?i)(?:\b(?:version|release|build|ver\.?)|버전|릴리스)\s*[:=]?\s*$", re.ASCII
 )
 # Words that make a dotted quad of single digits an address after all ("dns 1.1.1.1").
 _NETWORK_CONTEXT = re.compile(
@@ -155,14 +159,14 @@ def _ipv4_kind(text: str, m: re.Match[str]) -> str | None:
     version numbers: after a version word, or four single-digit parts (`Kong Gateway: 3.9.0.1`)
     with no network word shortly before (`dns 1.1.1.1` stays an address)."""
     value = m.group(0)
-    if any(len(o) > 1 and o.startswith("0") for o in value.split(".")):
+    parts = value.split(".")
+    if any(len(o) > 1 and o[0] == "0" for o in parts):
         return None
-    try:
-        ip = ipaddress.IPv4Address(value)
-    except ValueError:
+    octets = [int(o) for o in parts]
+    if max(octets) > 255:
         return None
-    first = int(value.split(".", 1)[0])
-    if first in (0, 127) or first >= 224 or ip.is_link_local:
+    first, second = octets[0], octets[1]
+    if first in (0, 127) or first >= 224 or (first, second) == (169, 254):
         return None
     if _VERSION_CONTEXT.search(text, max(0, m.start() - 16), m.start()):
         return None
@@ -171,16 +175,10 @@ def _ipv4_kind(text: str, m: re.Match[str]) -> str | None:
     return "PRIVATE_IP" if _is_private(value) else "PUBLIC_IP"
 
 
-_PRIVATE_NETS = (
-    ipaddress.ip_network("10.0.0.0/8"),
-    ipaddress.ip_network("172.16.0.0/12"),
-    ipaddress.ip_network("192.168.0.0/16"),
-)
-
-
 def _is_private(value: str) -> bool:
-    ip = ipaddress.IPv4Address(value)
-    return any(ip in net for net in _PRIVATE_NETS)
+    """10/8, 172.16/12, 192.168/16 (integer tests: `ipaddress` costs more than the scan)."""
+    first, second = (int(o) for o in value.split(".")[:2])
+    return first == 10 or (first == 172 and 16 <= second <= 31) or (first, second) == (192, 168)
 
 
 def _ipv6_check(_text: str, m: re.Match[str]) -> bool:
@@ -260,14 +258,29 @@ _WORD_OR_DASH = _r(r"[\w-]")
 _HEX_HINT = _r(r"-[0-9a-fA-F]{8}")
 
 
-def _long_token(text: str) -> bool:
-    """A 40-character key lies inside a whitespace-free run of at least 40 characters."""
-    return len(text) >= 40 and max(map(len, text.split()), default=0) >= 40
+def _long_tokens(text: str) -> list[tuple[int, int]]:
+    """Windows over the whitespace-free runs of at least 40 characters: a 40-character key lies
+    inside one, and most prose has none (then the secret-key pattern never runs)."""
+    out: list[tuple[int, int]] = []
+    if len(text) < 40:
+        return out
+    pos = 0
+    for token in text.split():
+        if len(token) >= 40:
+            i = text.find(token, pos)
+            pos = i + len(token)
+            out.append((i, min(len(text), pos + 1)))  # + the delimiter: the match may end there
+    return out
 
 
 # Windows: host names end at "amazonaws.com" (a host is at most 253 chars; paths after it,
 # as in ECR and SQS URLs, are short); a context phrase is followed closely by its value.
-_HOST: dict[str, Any] = {"anchors": ("amazonaws.com",), "before": 300, "after": 300}
+_HOST: dict[str, Any] = {
+    "anchors": ("amazonaws.com",),
+    "before": 300,
+    "after": 300,
+    "token_start": True,
+}
 _CTX: dict[str, Any] = {"at_anchor": True}
 
 
@@ -564,7 +577,7 @@ def _build_rules() -> list[Rule]:
             check=_secret_key_check,
             priority=60,
             min_length=40,
-            hint=_long_token,
+            windows=_long_tokens,
         ),
         Rule(
             "SECRET_KEY",
@@ -618,6 +631,9 @@ def _build_rules() -> list[Rule]:
             # Runs of hex digits and colons ending in a digit or `::`: a colon or period after
             # the address is punctuation ("... 2001:db8::1: timeout", "... ::1.").
             _r(
+                # (the lookarounds first: only a run with a colon in its first five characters
+                # is tried, so hex-letter words in prose cost nothing)
+                r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:)"
                 r"(?:[0-9A-Fa-f:]{2,}[0-9A-Fa-f]|[0-9A-Fa-f:]*::)"
                 r"(?![\w]|\.[0-9A-Za-z]|:?[0-9A-Fa-f]|::)"
             ),

@@ -186,11 +186,13 @@ def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
                 yield from _scan(rule, text, a, b)
             continue
         if rule.hint is not None:
-            key = id(rule.hint)
-            if key not in hints:
+            hint_id = id(rule.hint)
+            if hint_id not in hints:
                 hint = rule.hint
-                hints[key] = bool(hint.search(text) if isinstance(hint, re.Pattern) else hint(text))
-            if not hints[key]:
+                hints[hint_id] = bool(
+                    hint.search(text) if isinstance(hint, re.Pattern) else hint(text)
+                )
+            if not hints[hint_id]:
                 continue
         yield from _scan(rule, text, 0, n)
 

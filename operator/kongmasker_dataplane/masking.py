@@ -155,35 +155,31 @@ def _at_anchors(
 def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
     """(start, end, priority, type) for every rule's candidate that passes its check."""
     # Lower-case ASCII only, so that indexes stay those of `text`.
-    low = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    ascii_only = text.isascii()
+    low = text.lower() if ascii_only else text.translate(_ASCII_LOWER)
     n = len(text)
-    # Each distinct anchor and hint is tested once per text (the one-pass prefilter): a rule
-    # none of whose anchors or hint is present costs nothing more.
-    present = {a for a in _ALL_ANCHORS if a in low}
+    # The one-pass prefilter: each distinct anchor literal and each shared hint is tested once
+    # per text, and only the rules they trigger run (non-ASCII anchors only in non-ASCII text).
+    present = {a for a in (_ASCII_ANCHORS if ascii_only else _ALL_ANCHORS) if a in low}
     hints: dict[int, bool] = {}
     windows: dict[tuple[object, ...], list[tuple[int, int]]] = {}
-    for rule in RULES:
-        # The skips matter for the many short strings of a JSON body ("model", "user", ...).
+    for rule in _ANCHORED if present else ():
         if n < rule.min_length:
             continue
-        if rule.anchors:
-            anchors = [a for a in rule.anchors if a in present]
-            if not anchors:
-                continue
-            if rule.at_anchor:
-                yield from _at_anchors(rule, text, low, anchors)
-            else:
-                key = (rule.anchors, rule.before, rule.after, rule.token_start)
-                if key not in windows:
-                    windows[key] = _windows(low, rule, anchors)
-                for a, b in windows[key]:
-                    yield from _scan(rule, text, a, b)
+        anchors = [a for a in rule.anchors if a in present]
+        if not anchors:
             continue
-        if rule.needle is not None and rule.needle not in text:
-            continue
-        if rule.windows is not None:
-            for a, b in rule.windows(text):
+        if rule.at_anchor:
+            yield from _at_anchors(rule, text, low, anchors)
+        else:
+            key = (rule.anchors, rule.before, rule.after, rule.token_start)
+            if key not in windows:
+                windows[key] = _windows(low, rule, anchors)
+            for a, b in windows[key]:
                 yield from _scan(rule, text, a, b)
+    for rule in _UNANCHORED:
+        # The skips matter for the many short strings of a JSON body ("model", "user", ...).
+        if n < rule.min_length:
             continue
         if rule.hint is not None:
             hint_id = id(rule.hint)
@@ -194,10 +190,19 @@ def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
                 )
             if not hints[hint_id]:
                 continue
+        if rule.needle is not None and rule.needle not in text:
+            continue
+        if rule.windows is not None:
+            for a, b in rule.windows(text):
+                yield from _scan(rule, text, a, b)
+            continue
         yield from _scan(rule, text, 0, n)
 
 
+_ANCHORED = tuple(r for r in RULES if r.anchors)
+_UNANCHORED = tuple(r for r in RULES if not r.anchors)
 _ALL_ANCHORS = frozenset(a for rule in RULES for a in rule.anchors)
+_ASCII_ANCHORS = frozenset(a for a in _ALL_ANCHORS if a.isascii())
 # Where an ARN, ECR or SQS address shows an account id (the value's first 12-digit field).
 _ACCOUNT_IN_VALUE = re.compile(r"(?:^|[:/])(\d{12})(?=[:/.]|$)")
 _ACCOUNT_TYPES = frozenset({"ECR_URI", "SQS_QUEUE"})

@@ -262,10 +262,11 @@ def _long_tokens(text: str) -> list[tuple[int, int]]:
     """Windows over the whitespace-free runs of at least 40 characters: a 40-character key lies
     inside one, and most prose has none (then the secret-key pattern never runs)."""
     out: list[tuple[int, int]] = []
-    if len(text) < 40:
+    tokens = text.split()
+    if max(map(len, tokens), default=0) < 40:
         return out
     pos = 0
-    for token in text.split():
+    for token in tokens:
         if len(token) >= 40:
             i = text.find(token, pos)
             pos = i + len(token)
@@ -525,7 +526,7 @@ def _build_rules() -> list[Rule]:
             # "Principal": {"AWS": "..."}, "계정 ...". Ids learned from ARNs are `masking`'s.
             _r(_ACCOUNT_NUMBER),
             priority=40,
-            anchors=("account", "ownerid", "owner id", "owner_id", "owner-id", "principal", "계정"),
+            anchors=("account", "owner", "principal", "계정"),
             before=60,
             after=80,
         ),
@@ -544,8 +545,7 @@ def _build_rules() -> list[Rule]:
             "ACCESS_KEY",
             _r(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
             priority=20,
-            anchors=("akia", "asia", "aida", "aroa", "anpa", "agpa"),
-            after=24,
+            hint=_r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)[A-Z0-9]{16}"),
         ),
         Rule(
             "SESSION_TOKEN",
@@ -554,8 +554,7 @@ def _build_rules() -> list[Rule]:
                 r"[A-Za-z0-9/+=]{60,}"
             ),
             priority=20,
-            anchors=("iqojb3jpz2lux2", "fwogzxivyxdze", "fqogzxivyxdze"),
-            after=8192,
+            windows=_long_tokens,
         ),
         Rule(
             "SESSION_TOKEN",
@@ -651,7 +650,7 @@ def _build_rules() -> list[Rule]:
             classify=lambda m: "PRIVATE_IP" if _is_private(m.group(0)) else "PUBLIC_IP",
             priority=70,
             not_after=_r(r"[\w.]"),
-            hint=_r(r"\.\d{1,3}\.\d"),
+            hint=_r(r"\.\d{1,3}\.\d{1,3}\.\d"),
             needle=".",
             min_length=7,
         ),

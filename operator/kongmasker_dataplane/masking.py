@@ -193,7 +193,10 @@ def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
         if rule.needle is not None and rule.needle not in text:
             continue
         if rule.windows is not None:
-            for a, b in rule.windows(text):
+            windows_id = (id(rule.windows),)
+            if windows_id not in windows:
+                windows[windows_id] = rule.windows(text)
+            for a, b in windows[windows_id]:
                 yield from _scan(rule, text, a, b)
             continue
         yield from _scan(rule, text, 0, n)

@@ -638,7 +638,12 @@ def _build_rules() -> list[Rule]:
             ),
             check=_ipv6_check,
             priority=70,
-            hint=_r(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"),
+            # `::` then at most 4 hex digits (not `iam::123456789012:` of an ARN), or three
+            # colon groups (the full form)
+            hint=_r(
+                r"::(?:[0-9A-Fa-f]{1,4})?(?![0-9A-Za-z_])"
+                r"|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"
+            ),
             not_after=_r(r"[\w:.]"),
             needle=":",
             min_length=6,

@@ -106,8 +106,15 @@ def _bucket_name_check(group: str) -> Check:
     )
 
 
+# `aws elasticache describe-cache-clusters ...`: a CLI operation after a context word.
+_CLI_VERB = re.compile(
+    r"(?:describe|create|delete|modify|list|get|put|update|start|stop|reboot|add|remove|batch"
+    r"|copy|test|increase|decrease|failover|purchase|reset|revoke|authorize|wait|restore)-"
+)
+
+
 def _name_check(group: int | str) -> Check:
-    return lambda _text, m: _looks_like_name(m.group(group))
+    return lambda _text, m: _looks_like_name(m.group(group)) and not _CLI_VERB.match(m.group(group))
 
 
 def _secret_key_check(_text: str, m: re.Match[str]) -> bool:
@@ -133,7 +140,7 @@ def _has_digit(_text: str, m: re.Match[str]) -> bool:
     return any(c.isdigit() for c in m.group(0))
 
 
-_KMS_CONTEXT = re.compile(r"(?i)kms|key[ _-]?id|key/|customer[ _-]master[ _-]key|cmk")
+_KMS_CONTEXT = re.compile(r"(?i)kms|key[ _-]?id|key/|customer[ _-]master[ _-]key|cmk|키\s*ID")
 
 
 def _kms_context(text: str, m: re.Match[str]) -> bool:
@@ -454,7 +461,10 @@ def _build_rules() -> list[Rule]:
         Rule(
             "REDSHIFT",
             _r(
-                _ci(r"\bredshift[ _-]?cluster(?:[ _-]?(?:identifier|id|name))?|\bClusterIdentifier")
+                _ci(
+                    r"\bredshift[ _-]?cluster(?:[ _-]?(?:identifier|id|name))?|\bClusterIdentifier"
+                    r"|\bredshift\s*클러스터(?:\s*(?:이름|명))?"
+                )
                 + _SEP
                 + "(?P<id>"
                 + _NAME
@@ -471,7 +481,9 @@ def _build_rules() -> list[Rule]:
             _r(
                 _ci(
                     r"\belasticache[ _-]?(?:cluster|replication[ _-]?group|node)?"
-                    r"(?:[ _-]?(?:id|name))?|\bCacheClusterId|\bReplicationGroupId"
+                    r"(?:[ _-]?(?:id|name))?|\bcache[ _-]?cluster[ _-]?id"
+                    r"|\breplication[ _-]?group[ _-]?id"
+                    r"|\belasticache\s*(?:클러스터|복제\s*그룹|노드)(?:\s*(?:이름|명))?"
                 )
                 + _SEP
                 + "(?P<id>"
@@ -481,7 +493,15 @@ def _build_rules() -> list[Rule]:
             group="id",
             check=_name_check("id"),
             priority=40,
-            anchors=("elasticache", "cacheclusterid", "replicationgroupid"),
+            anchors=(
+                "elasticache",
+                "cacheclusterid",
+                "cache-cluster-id",
+                "cache_cluster_id",
+                "replicationgroupid",
+                "replication-group-id",
+                "replication_group_id",
+            ),
             **_CTX,
         ),
         Rule(
@@ -583,13 +603,15 @@ def _build_rules() -> list[Rule]:
             # Named as a secret key (AWS_SECRET_ACCESS_KEY=..., "SecretAccessKey": ...): any
             # 40 characters of the alphabet, random-looking or not.
             _r(
-                _ci(r"secret[ _-]?access[ _-]?key|secret[ _-]?key")
+                "(?:"
+                + _ci(r"secret[ _-]?access[ _-]?key|secret[ _-]?key")
+                + r"|(?:시크릿|비밀)\s*(?:액세스\s*)?키(?:는|은|가|:)?)"
                 + _SEP
                 + r"(?P<id>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
             ),
             group="id",
             priority=25,
-            anchors=("secret",),
+            anchors=("secret", "시크릿", "비밀"),
             at_anchor=True,
         ),
         Rule(

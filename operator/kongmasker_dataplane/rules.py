@@ -265,6 +265,22 @@ _WORD_OR_DASH = _r(r"[\w-]")
 _HEX_HINT = _r(r"-[0-9a-fA-F]{8}")
 
 
+_IPV4_CORE = _r(r"\.\d{1,3}\.\d{1,3}\.\d")
+
+
+def _ipv4_windows(text: str) -> list[tuple[int, int]]:
+    """Small windows around `.d.d.d` (a literal-led search): an address has its first octet
+    at most 3 characters before and its last ends at most 3 after."""
+    out: list[tuple[int, int]] = []
+    for m in _IPV4_CORE.finditer(text):
+        start, end = max(0, m.start() - 3), min(len(text), m.end() + 3)
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
 def _long_tokens(text: str) -> list[tuple[int, int]]:
     """Windows over the whitespace-free runs of at least 40 characters: a 40-character key lies
     inside one, and most prose has none (then the secret-key pattern never runs)."""
@@ -317,7 +333,7 @@ def _build_rules() -> list[Rule]:
             classify=_arn_type,
             priority=10,
             anchors=("arn:",),
-            after=2048,
+            at_anchor=True,
         ),
         Rule(
             "ECR_URI",
@@ -563,9 +579,9 @@ def _build_rules() -> list[Rule]:
         ),
         Rule(
             "ACCESS_KEY",
-            _r(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+            _r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
             priority=20,
-            hint=_r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)[A-Z0-9]{16}"),
+            not_after=_r(r"[A-Za-z0-9]"),
         ),
         Rule(
             "SESSION_TOKEN",
@@ -677,7 +693,7 @@ def _build_rules() -> list[Rule]:
             classify=lambda m: "PRIVATE_IP" if _is_private(m.group(0)) else "PUBLIC_IP",
             priority=70,
             not_after=_r(r"[\w.]"),
-            hint=_r(r"\.\d{1,3}\.\d{1,3}\.\d"),
+            windows=_ipv4_windows,
             needle=".",
             min_length=7,
         ),

@@ -328,7 +328,7 @@ def _build_rules() -> list[Rule]:
             "ARN",
             _r(
                 r"(?<![\w-])arn:aws(?:-cn|-us-gov)?:(?P<svc>[a-z0-9-]+):(?:[a-z0-9-]*):"
-                r"(?:\d{12}|aws)?:(?P<res>[A-Za-z0-9_+=.@:/*$!#-]*[A-Za-z0-9_+=@/*$!#-])"
+                r"(?:\d{12}|aws)?:(?P<res>[A-Za-z0-9_+=.@:/*$!#-]*[A-Za-z0-9_+=@/*$-])"
             ),
             classify=_arn_type,
             priority=10,
@@ -582,6 +582,7 @@ def _build_rules() -> list[Rule]:
             _r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
             priority=20,
             not_after=_r(r"[A-Za-z0-9]"),
+            hint=_r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)"),
         ),
         Rule(
             "SESSION_TOKEN",

@@ -289,11 +289,10 @@ def _long_tokens(text: str) -> list[tuple[int, int]]:
     if max(map(len, tokens), default=0) < 40:
         return out
     pos = 0
-    for token in tokens:
-        if len(token) >= 40:
-            i = text.find(token, pos)
-            pos = i + len(token)
-            out.append((i, min(len(text), pos + 1)))  # + the delimiter: the match may end there
+    for token in [t for t in tokens if len(t) >= 40]:
+        i = text.find(token, pos)
+        pos = i + len(token)
+        out.append((i, min(len(text), pos + 1)))  # + the delimiter: the match may end there
     return out
 
 

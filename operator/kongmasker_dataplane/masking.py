@@ -15,8 +15,14 @@ How matches are chosen (the original plugin's defects are the reason for each ru
   first (ties: the more specific rule, then the earlier position) and a candidate overlapping an
   accepted one is dropped. So an ARN is masked whole and never an id inside it, and `ami-...`
   can never turn into `amAWS_EC2_001`.
-* Rules are anchored on both sides (no word character or `-` around an id), and hex ids accept
-  exactly 8 or 17 hex digits: an id is masked whole or not at all, never partially.
+* Rules are anchored on both sides (no ASCII letter, digit, `_` or `-` around an id; Hangul
+  and punctuation are boundaries), and hex ids accept exactly 8 or 17 hex digits: an id is
+  masked whole or not at all, never partially.
+* Context crosses a little further than the match: a label (the JSON key a value sits under)
+  is read as if written before the value, and an account id that an ARN, ECR or SQS address
+  in the same text shows is masked wherever it stands alone.
+* The prefilter: per text each anchor literal and shared hint is tested once; a rule runs only
+  when one of its anchors or its hint is present, and then only in windows around it.
 * Context-dependent types (S3 bucket, RDS / Redshift / ElastiCache names, Glue job, account id,
   KMS key id) are masked only next to the context that makes them identifiers; see
   docs/dataplane.md for the exact context rules.

@@ -578,7 +578,9 @@ def _build_rules() -> list[Rule]:
         ),
         Rule(
             "ACCESS_KEY",
-            _r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+            # Access keys are 20 characters; the unique ids of users, roles and policies
+            # (AIDA..., AROA..., ANPA...) are 21: both are masked whole.
+            _r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)[A-Z0-9]{16,17}(?![A-Za-z0-9])"),
             priority=20,
             not_after=_r(r"[A-Za-z0-9]"),
             hint=_r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)"),

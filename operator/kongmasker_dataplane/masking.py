@@ -269,7 +269,7 @@ def find(text: str, label: str = "", accounts: Iterable[str] = ()) -> list[Findi
     known = set(accounts)
     for start, end, _p, type_ in candidates:
         if type_ in _ACCOUNT_TYPES or text.startswith("arn:", start):
-            m = _ACCOUNT_IN_VALUE.search(text, start, end)
+            m = _ACCOUNT_IN_VALUE.search(text[start:end])  # (`^` needs the value's own start)
             if m is not None:
                 known.add(m.group(1))
     if known:

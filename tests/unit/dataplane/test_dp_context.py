@@ -94,3 +94,18 @@ def test_text_without_candidates_triggers_no_rule(monkeypatch: pytest.MonkeyPatc
     prose = "The deploy finished at 12:30:45 with version 1.2.3; latency is back to normal. " * 12
     assert find(prose) == []
     assert scanned == []  # the prefilter ruled out every rule
+
+
+@pytest.mark.parametrize(
+    "shown_by",
+    [
+        "docker pull 987654321098.dkr.ecr.us-east-1.amazonaws.com/app:1",
+        "queue https://sqs.us-east-1.amazonaws.com/987654321098/jobs",
+        "role arn:aws:iam::987654321098:role/x",
+    ],
+)
+def test_an_account_id_learned_mid_text_from_ecr_sqs_or_arn(shown_by: str) -> None:
+    text = f"{shown_by} -- the bill for 987654321098 and 9876-5432-1098 doubled"
+    result = mask(text)
+    assert "987654321098" not in result.text and "9876-5432-1098" not in result.text
+    assert unmask(result.text, result.mapping) == text

@@ -236,13 +236,22 @@ def accounts_in(findings: Iterable[Finding]) -> set[str]:
 def _account_candidates(text: str, accounts: Iterable[str]) -> list[tuple[int, int, int, str]]:
     """Every standalone occurrence of a known account id (also written 1234-5678-9012)."""
     out = []
+    n = len(text)
     for acct in accounts:
-        if acct not in text and acct[:4] not in text:
-            continue
-        dashed = f"{acct[:4]}-{acct[4:8]}-{acct[8:]}"
-        pattern = re.compile(rf"(?<![\w-])(?:{acct}|{dashed})(?![\w-])", re.ASCII)
-        out += [(m.start(), m.end(), 40, "ACCOUNT_ID") for m in pattern.finditer(text)]
+        for form in (acct, f"{acct[:4]}-{acct[4:8]}-{acct[8:]}"):
+            i = text.find(form)
+            while i >= 0:
+                end = i + len(form)
+                # Standalone: no ASCII identifier character or `-` on either side.
+                if (i == 0 or text[i - 1] not in _ID_CHARS) and (
+                    end == n or text[end] not in _ID_CHARS
+                ):
+                    out.append((i, end, 40, "ACCOUNT_ID"))
+                i = text.find(form, i + 1)
     return out
+
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 def find(text: str, label: str = "", accounts: Iterable[str] = ()) -> list[Finding]:

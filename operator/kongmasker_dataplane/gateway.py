@@ -2,8 +2,14 @@
 Kong's Admin API, configured like Kong (KONG_* environment, DB-less declarative config).
 
 Request path: route match -> detect identifiers in the body (and query) -> allocate masked ids
-in Redis -> forward -> stream the response back, unmasking ids (also ids split across chunks
-and ids masked by earlier requests). With identifiers present and Redis unreachable the request
+in Redis -> forward -> stream the response back, restoring the ids THIS request's body produced
+(also when split across chunks or streamed events). The request's own mapping is the only
+source for unmasking: a masked id the request did not carry stays as it is, so one client
+cannot recover another client's originals by sending their masked ids, and the response path
+needs no Redis round trip (a Redis that dies mid-request cannot turn into placeholders).
+Should restoring fail anyway, the response fails closed: 502 when nothing was sent yet, an
+aborted stream otherwise, never a complete 200 with placeholders.
+With identifiers present and Redis unreachable the request
 is refused with 503 (fail-secure) unless the plugin sets `fail_secure: false`, in which case the
 request is masked with process-local mappings instead (never passed through raw).
 
@@ -43,6 +49,9 @@ from .sse import SseRechunker
 from .store import MappingStore, MemoryStore, RedisSettings, RedisStore, StoreUnavailable
 
 __all__ = ["Gateway", "GatewaySettings", "main"]
+
+# The masked id -> original pairs one request produced: all its response may have restored.
+Scope = dict[bytes, bytes]
 
 log = logging.getLogger("kongmasker.gateway")
 
@@ -382,7 +391,7 @@ class Gateway:
         masker: MaskerSettings | None = service.masker
         body = await req.read()
         query = req.rel_url.raw_query_string
-        store: MappingStore | None = None
+        scope: Scope = {}
         if masker is not None:
             if len(body) > masker.max_body_bytes:
                 return _kong_error(413, "request body too large to mask")
@@ -401,7 +410,8 @@ class Gateway:
             outcome = await self._mask(masker, parts)
             if isinstance(outcome, web.Response):
                 return outcome
-            store, masked = outcome
+            _store, masked = outcome
+            scope = {m.encode(): o.encode() for o, m in masked.items()}
             if body_parsed is not None and body_parsed.findings:
                 body = bodies.rebuild(body_parsed, masked)
             if query_parsed is not None and query_parsed.findings:
@@ -433,14 +443,14 @@ class Gateway:
         async with upstream:
             upstream_latency = time.perf_counter() - t_up
             self.metrics.upstream_seconds.observe(upstream_latency)
-            return await self._respond(req, upstream, masker, store, started, upstream_latency)
+            return await self._respond(req, upstream, masker, scope, started, upstream_latency)
 
     async def _respond(
         self,
         req: web.Request,
         upstream: Any,
         masker: MaskerSettings | None,
-        store: MappingStore | None,
+        scope: Scope,
         started: float,
         upstream_latency: float,
     ) -> web.StreamResponse:
@@ -450,48 +460,59 @@ class Gateway:
         headers["X-Kong-Proxy-Latency"] = str(
             int((time.perf_counter() - started - upstream_latency) * 1000)
         )
-        unmasking = masker is not None and masker.unmask_response
-        store = store or (self._store_for(masker) if masker is not None else None)
+        # Nothing to restore when the request masked nothing: the response passes untouched.
+        unmasking = masker is not None and masker.unmask_response and bool(scope)
         length = upstream.content_length
         streaming = "event-stream" in upstream.headers.get("Content-Type", "")
         if length is not None and length <= _BUFFER_LIMIT and not streaming:
             data = await upstream.read()
-            if unmasking and store is not None:
-                data = await self._unmask(store, data)
+            if unmasking:
+                try:
+                    data = self._unmask(scope, data)
+                except Exception:
+                    # Fail closed: an error status, never the placeholders as a 200.
+                    self.metrics.masking_errors.labels("unmask").inc()
+                    log.exception("response could not be unmasked; answering 502")
+                    return _kong_error(502, "response could not be unmasked (fail-closed)")
             return web.Response(status=upstream.status, body=data, headers=headers)
         resp = web.StreamResponse(status=upstream.status, headers=headers)
         await resp.prepare(req)
         splitter: StreamUnmasker | SseRechunker = SseRechunker() if streaming else StreamUnmasker()
-        async for chunk in upstream.content.iter_any():
-            if not unmasking or store is None:
-                await resp.write(chunk)
-                continue
-            ready = splitter.feed(chunk)
-            if ready:
-                await resp.write(await self._unmask(store, ready))
-        rest = splitter.flush()
-        if rest and store is not None:
-            await resp.write(await self._unmask(store, rest))
+        try:
+            async for chunk in upstream.content.iter_any():
+                if not unmasking:
+                    await resp.write(chunk)
+                    continue
+                ready = splitter.feed(chunk)
+                if ready:
+                    await resp.write(self._unmask(scope, ready))
+            rest = splitter.flush()
+            if rest:
+                await resp.write(self._unmask(scope, rest) if unmasking else rest)
+        except (ConnectionResetError, ClientError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # The status line is gone already: abort the connection so that the client sees a
+            # broken stream (no final chunk), not a complete 200 with placeholders.
+            self.metrics.masking_errors.labels("unmask").inc()
+            log.exception("streamed response could not be unmasked; aborting it")
+            if req.transport is not None:
+                req.transport.abort()
+            return resp
         await resp.write_eof()
         return resp
 
-    async def _unmask(self, store: MappingStore, data: bytes) -> bytes:
-        ids = {m.decode() for m in MASKED_ID_BYTES_RE.findall(data)}
+    def _unmask(self, scope: Scope, data: bytes) -> bytes:
+        """Restore the ids of this request's scope in `data`; other masked ids stay."""
+        ids = set(MASKED_ID_BYTES_RE.findall(data))
         if not ids:
             return data
-        try:
-            found = await store.lookup(ids)
-        except StoreUnavailable:
-            self.metrics.masking_errors.labels("unmask").inc()
-            found = {}
-        if store is not self._fallback and len(found) < len(ids):
-            # The fallback may hold ids masked while Redis was down (fail_secure: false).
-            found.update(await self._fallback.lookup(ids - set(found)))
+        found = {i: scope[i] for i in ids if i in scope}
         misses = len(ids) - len(found)
         if misses:
             self.metrics.unmask_misses.inc(misses)
         self.metrics.unmasked.inc(len(found))
-        return unmask_bytes(data, {k.encode(): v.encode() for k, v in found.items()})
+        return unmask_bytes(data, found) if found else data
 
 
 async def _ping(store: MappingStore) -> bool:

@@ -15,8 +15,14 @@ How matches are chosen (the original plugin's defects are the reason for each ru
   first (ties: the more specific rule, then the earlier position) and a candidate overlapping an
   accepted one is dropped. So an ARN is masked whole and never an id inside it, and `ami-...`
   can never turn into `amAWS_EC2_001`.
-* Rules are anchored on both sides (no word character or `-` around an id), and hex ids accept
-  exactly 8 or 17 hex digits: an id is masked whole or not at all, never partially.
+* Rules are anchored on both sides (no ASCII letter, digit, `_` or `-` around an id; Hangul
+  and punctuation are boundaries), and hex ids accept exactly 8 or 17 hex digits: an id is
+  masked whole or not at all, never partially.
+* Context crosses a little further than the match: a label (the JSON key a value sits under)
+  is read as if written before the value, and an account id that an ARN, ECR or SQS address
+  in the same text shows is masked wherever it stands alone.
+* The prefilter: per text each anchor literal and shared hint is tested once; a rule runs only
+  when one of its anchors or its hint is present, and then only in windows around it.
 * Context-dependent types (S3 bucket, RDS / Redshift / ElastiCache names, Glue job, account id,
   KMS key id) are masked only next to the context that makes them identifiers; see
   docs/dataplane.md for the exact context rules.
@@ -39,6 +45,7 @@ __all__ = [
     "LocalAllocator",
     "MaskResult",
     "StreamUnmasker",
+    "accounts_in",
     "find",
     "hold_back",
     "mask",
@@ -81,14 +88,22 @@ def masked_id(type_: str, number: int) -> str:
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
-def _windows(low: str, rule: Rule) -> list[tuple[int, int]]:
-    """Merged [start, end) windows around the anchors of `rule` in the lower-cased text."""
+_TOKEN_ENDS = " \t\n\"'`<>()[]{},;|\\"
+
+
+def _windows(low: str, rule: Rule, anchors: Iterable[str]) -> list[tuple[int, int]]:
+    """Merged [start, end) windows around the `anchors` of `rule` in the lower-cased text."""
     spans: list[tuple[int, int]] = []
     n = len(low)
-    for anchor in rule.anchors:
+    for anchor in anchors:
         i = low.find(anchor)
         while i >= 0:
-            spans.append((max(0, i - rule.before), min(n, i + len(anchor) + rule.after)))
+            start = max(0, i - rule.before)
+            if rule.token_start:
+                # From the start of the token that holds the anchor (a host name is one
+                # token): far less text for the host patterns, which have no literal prefix.
+                start = max([start, *(low.rfind(c, start, i) for c in _TOKEN_ENDS)])
+            spans.append((start, min(n, i + len(anchor) + rule.after)))
             i = low.find(anchor, i + 1)
     spans.sort()
     merged: list[tuple[int, int]] = []
@@ -126,47 +141,149 @@ def _scan(rule: Rule, text: str, start: int, end: int) -> Iterable[tuple[int, in
         yield span_start, span_end, rule.priority, type_
 
 
-def _at_anchors(rule: Rule, text: str, low: str) -> Iterable[tuple[int, int, int, str]]:
-    """Candidates of a rule whose pattern starts with one of its anchors."""
-    for anchor in rule.anchors:
+def _at_anchors(
+    rule: Rule, text: str, low: str, anchors: Iterable[str]
+) -> Iterable[tuple[int, int, int, str]]:
+    """Candidates of a rule whose pattern starts with one of its anchors (then the further
+    items of a list, when the rule has `more`)."""
+    for anchor in anchors:
         i = low.find(anchor)
         while i >= 0:
             m = rule.regex.match(text, i)
-            if m is not None and (rule.check is None or rule.check(text, m)):
+            while m is not None and (rule.check is None or rule.check(text, m)):
                 span_start, span_end = m.span(rule.group)
                 type_ = rule.classify(m) if rule.classify is not None else rule.type
                 yield span_start, span_end, rule.priority, type_
+                m = rule.more.match(text, m.end()) if rule.more is not None else None
             i = low.find(anchor, i + 1)
 
 
 def _candidates(text: str) -> Iterable[tuple[int, int, int, str]]:
     """(start, end, priority, type) for every rule's candidate that passes its check."""
     # Lower-case ASCII only, so that indexes stay those of `text`.
-    low = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    ascii_only = text.isascii()
+    low = text.lower() if ascii_only else text.translate(_ASCII_LOWER)
     n = len(text)
-    for rule in RULES:
+    # The one-pass prefilter: each distinct anchor literal and each shared hint is tested once
+    # per text, and only the rules they trigger run (non-ASCII anchors only in non-ASCII text).
+    present = {a for a in (_ASCII_ANCHORS if ascii_only else _ALL_ANCHORS) if a in low}
+    hints: dict[int, bool] = {}
+    windows: dict[tuple[object, ...], list[tuple[int, int]]] = {}
+    for rule in _ANCHORED if present else ():
+        if n < rule.min_length:
+            continue
+        anchors = [a for a in rule.anchors if a in present]
+        if not anchors:
+            continue
+        if rule.at_anchor:
+            yield from _at_anchors(rule, text, low, anchors)
+        else:
+            key = (rule.anchors, rule.before, rule.after, rule.token_start)
+            if key not in windows:
+                windows[key] = _windows(low, rule, anchors)
+            for a, b in windows[key]:
+                yield from _scan(rule, text, a, b)
+    for rule in _UNANCHORED:
         # The skips matter for the many short strings of a JSON body ("model", "user", ...).
         if n < rule.min_length:
             continue
-        if rule.anchors:
-            if not any(a in low for a in rule.anchors):
+        if rule.hint is not None:
+            hint_id = id(rule.hint)
+            if hint_id not in hints:
+                hint = rule.hint
+                hints[hint_id] = bool(
+                    hint.search(text) if isinstance(hint, re.Pattern) else hint(text)
+                )
+            if not hints[hint_id]:
                 continue
-            if rule.at_anchor:
-                yield from _at_anchors(rule, text, low)
-            else:
-                for a, b in _windows(low, rule):
-                    yield from _scan(rule, text, a, b)
-        elif rule.needle is None or rule.needle in text:
-            yield from _scan(rule, text, 0, n)
+        if rule.needle is not None and rule.needle not in text:
+            continue
+        if rule.windows is not None:
+            windows_id = (id(rule.windows),)
+            if windows_id not in windows:
+                windows[windows_id] = rule.windows(text)
+            for a, b in windows[windows_id]:
+                yield from _scan(rule, text, a, b)
+            continue
+        yield from _scan(rule, text, 0, n)
 
 
-def find(text: str) -> list[Finding]:
+_ANCHORED = tuple(r for r in RULES if r.anchors)
+_UNANCHORED = tuple(r for r in RULES if not r.anchors)
+_ALL_ANCHORS = frozenset(a for rule in RULES for a in rule.anchors)
+_ASCII_ANCHORS = frozenset(a for a in _ALL_ANCHORS if a.isascii())
+# Where an ARN, ECR or SQS address shows an account id (the value's first 12-digit field).
+_ACCOUNT_IN_VALUE = re.compile(r"(?:^|[:/])(\d{12})(?=[:/.]|$)")
+_ACCOUNT_TYPES = frozenset({"ECR_URI", "SQS_QUEUE"})
+# A label (a JSON key, or "type": "account" beside it) that can give context to its value.
+_LABEL_HINT = re.compile(
+    r"(?i)bucket|account|owner|principal|rds|db|redshift|cluster|cache|replication|glue|job"
+    r"|kms|key|secret|session|security|token|distribution|cloudfront|버킷|계정|글루|배포"
+)
+
+
+def accounts_in(findings: Iterable[Finding]) -> set[str]:
+    """The account ids that ARNs, ECR and SQS addresses among `findings` show."""
+    out: set[str] = set()
+    for f in findings:
+        if f.type in _ACCOUNT_TYPES or f.value.startswith("arn:"):
+            m = _ACCOUNT_IN_VALUE.search(f.value)
+            if m is not None:
+                out.add(m.group(1))
+    return out
+
+
+def _account_candidates(text: str, accounts: Iterable[str]) -> list[tuple[int, int, int, str]]:
+    """Every standalone occurrence of a known account id (also written 1234-5678-9012)."""
+    out = []
+    n = len(text)
+    for acct in accounts:
+        for form in (acct, f"{acct[:4]}-{acct[4:8]}-{acct[8:]}"):
+            i = text.find(form)
+            while i >= 0:
+                end = i + len(form)
+                # Standalone: no ASCII identifier character or `-` on either side.
+                if (i == 0 or text[i - 1] not in _ID_CHARS) and (
+                    end == n or text[end] not in _ID_CHARS
+                ):
+                    out.append((i, end, 40, "ACCOUNT_ID"))
+                i = text.find(form, i + 1)
+    return out
+
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def find(text: str, label: str = "", accounts: Iterable[str] = ()) -> list[Finding]:
     """Every identifier in `text`, non-overlapping, in text order.
+
+    `label` is context the text was found under (a JSON key): a value is also judged as if
+    written `label: value`, so `{"BucketName": "x"}` masks x. `accounts` are account ids
+    learned elsewhere in the same document; ids that ARNs in `text` show are learned here.
+    Every standalone occurrence of a learned account id is masked.
 
     Longest candidates win, then the more specific rule, then the earlier one; a candidate that
     overlaps an accepted one is dropped whole (never trimmed, so no partial masks).
     """
-    ranked = sorted(_candidates(text), key=lambda c: (c[0] - c[1], c[2], c[0]))
+    if label and _LABEL_HINT.search(label):
+        prefix = f"{label}: "
+        shift = len(prefix)
+        inner = find(prefix + text, accounts=accounts)
+        return [
+            Finding(f.type, f.start - shift, f.end - shift, f.value)
+            for f in inner
+            if f.start >= shift
+        ]
+    candidates = list(_candidates(text))
+    known = set(accounts)
+    for start, end, _p, type_ in candidates:
+        if type_ in _ACCOUNT_TYPES or text.startswith("arn:", start):
+            m = _ACCOUNT_IN_VALUE.search(text[start:end])  # (`^` needs the value's own start)
+            if m is not None:
+                known.add(m.group(1))
+    if known:
+        candidates += _account_candidates(text, known)
+    ranked = sorted(candidates, key=lambda c: (c[0] - c[1], c[2], c[0]))
     taken: list[tuple[int, int]] = []
     accepted: list[Finding] = []
     for start, end, _prio, type_ in ranked:

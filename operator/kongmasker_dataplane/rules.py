@@ -39,11 +39,22 @@ class Rule:
     before: int = 0
     after: int = 300
     not_after: re.Pattern[str] | None = None
+    # After an at-anchor match: further items of a list ("buckets a, b and c"), each a match
+    # of this pattern at the end of the previous one, checked like the first.
+    more: re.Pattern[str] | None = None
     # The pattern starts with its anchor (context phrases): it is tried only right there.
     at_anchor: bool = False
+    # Windows start at the token holding the anchor (whitespace, quotes, brackets end one).
+    token_start: bool = False
     # Cheap skips before any regex runs: a substring every match contains, a shortest match.
     needle: str | None = None
     min_length: int = 1
+    # A prefilter for rules without anchors: a cheap test (a literal-led regex, or a callable)
+    # that holds for every text the rule can match. Rules sharing one hint object share its
+    # result, so the twelve hex-id rules cost one search when no `-` + 8 hex digits is there.
+    hint: re.Pattern[str] | Callable[[str], bool] | None = None
+    # Or the rule's own windows, computed from the text (the rule runs only inside them).
+    windows: Callable[[str], list[tuple[int, int]]] | None = None
 
 
 # --- building blocks ---------------------------------------------------------------------
@@ -70,6 +81,10 @@ _BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?![a-z0-9-]|\.[a-z0-9])"
 _NAME = r"[A-Za-z][A-Za-z0-9-]{1,62}(?![A-Za-z0-9-])"
 _SEP = r"""["'`]?\s*(?:[:=]|\bis\b)?\s*["'`]?"""
 _REGION = r"[a-z]{2}(?:-gov)?-[a-z]+-\d"
+# Between items of a list after one context word: "buckets a, b and c", "a와 b".
+_LIST_SEP = r"""["'`]?(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+|\s*(?:와|과|및)\s*)["'`]?"""
+_GLUE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{1,254}(?<![.-])(?![\w-]|\.\w)"
+_ACCOUNT_NUMBER = r"(?<![\w-])(?:\d{12}|\d{4}-\d{4}-\d{4})(?![\w-])"
 
 
 def _ci(pattern: str) -> str:
@@ -91,15 +106,22 @@ def _bucket_name_check(group: str) -> Check:
     )
 
 
+# `aws elasticache describe-cache-clusters ...`: a CLI operation after a context word.
+_CLI_VERB = re.compile(
+    r"(?:describe|create|delete|modify|list|get|put|update|start|stop|reboot|add|remove|batch"
+    r"|copy|test|increase|decrease|failover|purchase|reset|revoke|authorize|wait|restore)-"
+)
+
+
 def _name_check(group: int | str) -> Check:
-    return lambda _text, m: _looks_like_name(m.group(group))
+    return lambda _text, m: _looks_like_name(m.group(group)) and not _CLI_VERB.match(m.group(group))
 
 
 def _secret_key_check(_text: str, m: re.Match[str]) -> bool:
     """40 base64 characters are a secret access key only if they look random: upper, lower and
     digits all present, few separators (a path like Docs/Guide/... is not a key), not hex."""
     v = m.group(0)
-    if len(v) != 40 or "=" in v:
+    if len(v) != 40:
         return False
     if not (any(c.isupper() for c in v) and any(c.islower() for c in v)):
         return False
@@ -108,11 +130,17 @@ def _secret_key_check(_text: str, m: re.Match[str]) -> bool:
     return v.count("/") + v.count("+") <= 6 and not re.fullmatch(r"[0-9a-fA-F]+", v)
 
 
+def _glue_on_line(text: str, m: re.Match[str]) -> bool:
+    """`--job-name` is a Glue job only in a glue command (Batch has the same flag)."""
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    return "glue" in text[line_start : m.start()].lower()
+
+
 def _has_digit(_text: str, m: re.Match[str]) -> bool:
     return any(c.isdigit() for c in m.group(0))
 
 
-_KMS_CONTEXT = re.compile(r"(?i)kms|key[ _-]?id|key/|customer[ _-]master[ _-]key|cmk")
+_KMS_CONTEXT = re.compile(r"(?i)kms|key[ _-]?id|key/|customer[ _-]master[ _-]key|cmk|키\s*ID")
 
 
 def _kms_context(text: str, m: re.Match[str]) -> bool:
@@ -120,38 +148,44 @@ def _kms_context(text: str, m: re.Match[str]) -> bool:
     return bool(_KMS_CONTEXT.search(text, max(0, m.start() - 40), m.start()))
 
 
-_VERSION_CONTEXT = re.compile(r"(?i)(?:version|release|build|ver\.?)\s*[:=]?\s*$")
+_VERSION_CONTEXT = re.compile(
+    r"(?i)(?:\b(?:version|release|build|ver\.?)|버전|릴리스)\s*[:=]?\s*$", re.ASCII
+)
+# Words that make a dotted quad of single digits an address after all ("dns 1.1.1.1").
+_NETWORK_CONTEXT = re.compile(
+    r"(?i)\b(?:ip|ips|ipv4|addr|address|host|server|client|peer|dns|nameserver|resolver|from|"
+    r"to|via|src|dst|source|destination|cidr|subnet|eip|nat|route|ping|connect(?:ed|ing)?)\b"
+    r"|주소|아이피",
+    re.ASCII,
+)
 
 
 def _ipv4_kind(text: str, m: re.Match[str]) -> str | None:
     """PUBLIC_IP, PRIVATE_IP, or None for what is not an address worth masking: invalid octets,
     leading zeros, loopback, unspecified, multicast/reserved/netmasks, link-local metadata, and
-    version numbers written after a version word."""
+    version numbers: after a version word, or four single-digit parts (`Kong Gateway: 3.9.0.1`)
+    with no network word shortly before (`dns 1.1.1.1` stays an address)."""
     value = m.group(0)
-    if any(len(o) > 1 and o.startswith("0") for o in value.split(".")):
+    parts = value.split(".")
+    if any(len(o) > 1 and o[0] == "0" for o in parts):
         return None
-    try:
-        ip = ipaddress.IPv4Address(value)
-    except ValueError:
+    octets = [int(o) for o in parts]
+    if max(octets) > 255:
         return None
-    first = int(value.split(".", 1)[0])
-    if first in (0, 127) or first >= 224 or ip.is_link_local:
+    first, second = octets[0], octets[1]
+    if first in (0, 127) or first >= 224 or (first, second) == (169, 254):
         return None
     if _VERSION_CONTEXT.search(text, max(0, m.start() - 16), m.start()):
+        return None
+    if len(value) == 7 and not _NETWORK_CONTEXT.search(text, max(0, m.start() - 32), m.start()):
         return None
     return "PRIVATE_IP" if _is_private(value) else "PUBLIC_IP"
 
 
-_PRIVATE_NETS = (
-    ipaddress.ip_network("10.0.0.0/8"),
-    ipaddress.ip_network("172.16.0.0/12"),
-    ipaddress.ip_network("192.168.0.0/16"),
-)
-
-
 def _is_private(value: str) -> bool:
-    ip = ipaddress.IPv4Address(value)
-    return any(ip in net for net in _PRIVATE_NETS)
+    """10/8, 172.16/12, 192.168/16 (integer tests: `ipaddress` costs more than the scan)."""
+    first, second = (int(o) for o in value.split(".")[:2])
+    return first == 10 or (first == 172 and 16 <= second <= 31) or (first, second) == (192, 168)
 
 
 def _ipv6_check(_text: str, m: re.Match[str]) -> bool:
@@ -221,13 +255,55 @@ def _bucket_classify(group: str) -> Classify:
 
 
 def _r(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    """Every rule is compiled ASCII-only: `\\w`, `\\b`, `\\d` and `\\s` then mean ASCII identifier
+    characters, so a Korean particle glued to an id (`i-0abc...에서`, `10.40.7.19으로`) is a
+    boundary, as punctuation is, instead of a word character that blocks the match."""
+    return re.compile(pattern, re.ASCII)
 
 
-_WORD_OR_DASH = re.compile(r"[\w-]")
+_WORD_OR_DASH = _r(r"[\w-]")
+_HEX_HINT = _r(r"-[0-9a-fA-F]{8}")
+
+
+_IPV4_CORE = _r(r"\.\d{1,3}\.\d{1,3}\.\d")
+
+
+def _ipv4_windows(text: str) -> list[tuple[int, int]]:
+    """Small windows around `.d.d.d` (a literal-led search): an address has its first octet
+    at most 3 characters before and its last ends at most 3 after."""
+    out: list[tuple[int, int]] = []
+    for m in _IPV4_CORE.finditer(text):
+        start, end = max(0, m.start() - 3), min(len(text), m.end() + 3)
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def _long_tokens(text: str) -> list[tuple[int, int]]:
+    """Windows over the whitespace-free runs of at least 40 characters: a 40-character key lies
+    inside one, and most prose has none (then the secret-key pattern never runs)."""
+    out: list[tuple[int, int]] = []
+    tokens = text.split()
+    if max(map(len, tokens), default=0) < 40:
+        return out
+    pos = 0
+    for token in [t for t in tokens if len(t) >= 40]:
+        i = text.find(token, pos)
+        pos = i + len(token)
+        out.append((i, min(len(text), pos + 1)))  # + the delimiter: the match may end there
+    return out
+
+
 # Windows: host names end at "amazonaws.com" (a host is at most 253 chars; paths after it,
 # as in ECR and SQS URLs, are short); a context phrase is followed closely by its value.
-_HOST: dict[str, Any] = {"anchors": ("amazonaws.com",), "before": 300, "after": 300}
+_HOST: dict[str, Any] = {
+    "anchors": ("amazonaws.com",),
+    "before": 300,
+    "after": 300,
+    "token_start": True,
+}
 _CTX: dict[str, Any] = {"at_anchor": True}
 
 
@@ -243,6 +319,7 @@ def _build_rules() -> list[Rule]:
                 not_after=_WORD_OR_DASH,
                 needle=f"{prefix}-",
                 min_length=len(prefix) + 9,
+                hint=_HEX_HINT,
             )
         )
     rules += [
@@ -250,12 +327,12 @@ def _build_rules() -> list[Rule]:
             "ARN",
             _r(
                 r"(?<![\w-])arn:aws(?:-cn|-us-gov)?:(?P<svc>[a-z0-9-]+):(?:[a-z0-9-]*):"
-                r"(?:\d{12}|aws)?:(?P<res>[A-Za-z0-9_+=.@:/*$-]*[A-Za-z0-9_+=@/*$-])"
+                r"(?:\d{12}|aws)?:(?P<res>[A-Za-z0-9_+=.@:/*$!#-]*[A-Za-z0-9_+=@/*$-])"
             ),
             classify=_arn_type,
             priority=10,
             anchors=("arn:",),
-            after=2048,
+            at_anchor=True,
         ),
         Rule(
             "ECR_URI",
@@ -284,9 +361,11 @@ def _build_rules() -> list[Rule]:
         Rule(
             "RDS",
             _r(
-                r"(?<![\w.-])[a-z][a-z0-9-]{0,62}\.[a-z0-9]{12}\."
+                # instance `db.<12>.`, Aurora `c.cluster-<12>.` / `c.cluster-ro-<12>.` /
+                # `c.cluster-custom-<12>.`, RDS Proxy `p.proxy-<12>.` / `e.endpoint.proxy-<12>.`
+                r"(?<![\w.-])[a-z][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){1,2}\."
                 + _REGION
-                + r"\.rds\.amazonaws\.com"
+                + r"\.rds\.amazonaws\.com(?:\.cn)?"
             ),
             priority=10,
             **_HOST,
@@ -342,20 +421,44 @@ def _build_rules() -> list[Rule]:
         ),
         Rule(
             "S3_BUCKET",
-            _r(_ci(r"\bbucket(?:[ _-]?name)?") + _SEP + "(?P<id>" + _BUCKET + ")"),
+            # "bucket x", "S3 buckets x, y and z", "bucket named x", "BucketName": "x",
+            # "버킷 x", "버킷 이름: x". The list continuation is `more`.
+            _r(
+                r"(?:"
+                + _ci(r"bucket(?:s|[ _-]?names?)?(?:\s+(?:named|called))?")
+                + r"|버킷(?:\s*(?:이름|명)(?:은|는|이|:)?)?)"
+                + _SEP
+                + "(?P<id>"
+                + _BUCKET
+                + ")"
+            ),
             group="id",
             check=_bucket_name_check("id"),
             classify=_bucket_classify("id"),
             priority=40,
-            anchors=("bucket",),
+            anchors=("bucket", "버킷"),
+            more=_r(_LIST_SEP + "(?P<id>" + _BUCKET + ")"),
             **_CTX,
+        ),
+        Rule(
+            "S3_BUCKET",
+            # Korean puts the name first: "my-bucket 버킷에", "logs-prod S3 버킷".
+            _r(r"(?<![\w.-])(?P<id>" + _BUCKET + r")[`'\"]?\s*(?:(?i:s3)\s*)?버킷"),
+            group="id",
+            check=_bucket_name_check("id"),
+            classify=_bucket_classify("id"),
+            priority=40,
+            anchors=("버킷",),
+            before=80,
+            after=2,
         ),
         Rule(
             "RDS",
             _r(
                 _ci(
-                    r"\b(?:rds|db)[ _-]?(?:instance|cluster|database)"
+                    r"\b(?:rds|db)[ _-]?(?:instance|cluster|database)s?"
                     r"(?:[ _-]?(?:identifier|id|name))?"
+                    r"|\b(?:rds|db)\s*(?:인스턴스|클러스터|데이터베이스)(?:\s*(?:이름|명))?"
                     r"|\bDB(?:Instance|Cluster)Identifier"
                 )
                 + _SEP
@@ -367,12 +470,16 @@ def _build_rules() -> list[Rule]:
             check=_name_check("id"),
             priority=40,
             anchors=("rds", "db"),
+            more=_r(_LIST_SEP + "(?P<id>" + _NAME + ")"),
             **_CTX,
         ),
         Rule(
             "REDSHIFT",
             _r(
-                _ci(r"\bredshift[ _-]?cluster(?:[ _-]?(?:identifier|id|name))?|\bClusterIdentifier")
+                _ci(
+                    r"\bredshift[ _-]?cluster(?:[ _-]?(?:identifier|id|name))?|\bClusterIdentifier"
+                    r"|\bredshift\s*클러스터(?:\s*(?:이름|명))?"
+                )
                 + _SEP
                 + "(?P<id>"
                 + _NAME
@@ -389,7 +496,9 @@ def _build_rules() -> list[Rule]:
             _r(
                 _ci(
                     r"\belasticache[ _-]?(?:cluster|replication[ _-]?group|node)?"
-                    r"(?:[ _-]?(?:id|name))?|\bCacheClusterId|\bReplicationGroupId"
+                    r"(?:[ _-]?(?:id|name))?|\bcache[ _-]?cluster[ _-]?id"
+                    r"|\breplication[ _-]?group[ _-]?id"
+                    r"|\belasticache\s*(?:클러스터|복제\s*그룹|노드)(?:\s*(?:이름|명))?"
                 )
                 + _SEP
                 + "(?P<id>"
@@ -399,16 +508,20 @@ def _build_rules() -> list[Rule]:
             group="id",
             check=_name_check("id"),
             priority=40,
-            anchors=("elasticache", "cacheclusterid", "replicationgroupid"),
+            anchors=(
+                "elasticache",
+                "cacheclusterid",
+                "cache-cluster-id",
+                "cache_cluster_id",
+                "replicationgroupid",
+                "replication-group-id",
+                "replication_group_id",
+            ),
             **_CTX,
         ),
         Rule(
             "GLUE_JOB",
-            _r(
-                _ci(r"\bglue[ _-]?job(?:[ _-]?name)?")
-                + _SEP
-                + r"(?P<id>[A-Za-z0-9][A-Za-z0-9_.-]{1,254}(?<![.-])(?![\w.-]))"
-            ),
+            _r(_ci(r"\bglue[ _-]?job(?:[ _-]?name)?") + _SEP + r"(?P<id>" + _GLUE_NAME + ")"),
             group="id",
             check=_name_check("id"),
             priority=40,
@@ -416,19 +529,41 @@ def _build_rules() -> list[Rule]:
             **_CTX,
         ),
         Rule(
-            "ACCOUNT_ID",
+            "GLUE_JOB",
+            # "Glue 작업 nightly-etl", "글루 잡: x"
             _r(
-                _ci(
-                    r"\baccount(?:[ _-]?(?:id|number|no\.?|#))?|\bowner[ _-]?id"
-                    r"|\baccount_id"
-                )
+                r"(?i:glue|글루)\s*(?:작업|잡|job)(?:\s*이름)?(?:은|는|이|을|:)?"
                 + _SEP
-                + r"(?P<id>\d{12}|\d{4}-\d{4}-\d{4})(?![\d-])"
+                + r"(?P<id>"
+                + _GLUE_NAME
+                + ")"
             ),
             group="id",
+            check=_name_check("id"),
             priority=40,
-            anchors=("account", "owner"),
+            anchors=("glue", "글루"),
             **_CTX,
+        ),
+        Rule(
+            "GLUE_JOB",
+            # `aws glue start-job-run --job-name X` (and get-job-runs, ...): glue on the line.
+            _r(r"--job-name(?:\s+|=)[\"']?(?P<id>" + _GLUE_NAME + ")"),
+            group="id",
+            check=_glue_on_line,
+            priority=40,
+            anchors=("--job-name",),
+            **_CTX,
+        ),
+        Rule(
+            "ACCOUNT_ID",
+            # A 12-digit number (or 1234-5678-9012) close to a word or key naming an account:
+            # "account 1234...", "awsAccountId": "...", "OwnerId", "type": "account", ... "id",
+            # "Principal": {"AWS": "..."}, "계정 ...". Ids learned from ARNs are `masking`'s.
+            _r(_ACCOUNT_NUMBER),
+            priority=40,
+            anchors=("account", "owner", "principal", "계정"),
+            before=60,
+            after=80,
         ),
         Rule(
             "KMS_KEY",
@@ -443,20 +578,21 @@ def _build_rules() -> list[Rule]:
         ),
         Rule(
             "ACCESS_KEY",
-            _r(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+            # Access keys are 20 characters; the unique ids of users, roles and policies
+            # (AIDA..., AROA..., ANPA...) are 21: both are masked whole.
+            _r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)[A-Z0-9]{16,17}(?![A-Za-z0-9])"),
             priority=20,
-            anchors=("akia", "asia", "aida", "aroa", "anpa", "agpa"),
-            after=24,
+            not_after=_r(r"[A-Za-z0-9]"),
+            hint=_r(r"A(?:KIA|SIA|IDA|ROA|NPA|GPA)"),
         ),
         Rule(
             "SESSION_TOKEN",
             _r(
-                r"(?<![A-Za-z0-9/+=])(?:IQoJb3JpZ2luX2|FwoGZXIvYXdzE|FQoGZXIvYXdzE)"
+                r"(?<![A-Za-z0-9/+])(?:IQoJb3JpZ2luX2|FwoGZXIvYXdzE|FQoGZXIvYXdzE)"
                 r"[A-Za-z0-9/+=]{60,}"
             ),
             priority=20,
-            anchors=("iqojb3jpz2lux2", "fwogzxivyxdze", "fqogzxivyxdze"),
-            after=8192,
+            windows=_long_tokens,
         ),
         Rule(
             "SESSION_TOKEN",
@@ -474,10 +610,35 @@ def _build_rules() -> list[Rule]:
             "SECRET_KEY",
             # Whole runs of the base64 alphabet (possessive: a longer run is one candidate,
             # rejected by the check, never a 40-char slice of it).
-            _r(r"[A-Za-z0-9/+=]{40,}+"),
+            _r(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40,}+(?![A-Za-z0-9/+=])"),
             check=_secret_key_check,
             priority=60,
             min_length=40,
+            windows=_long_tokens,
+        ),
+        Rule(
+            "SECRET_KEY",
+            # Named as a secret key (AWS_SECRET_ACCESS_KEY=..., "SecretAccessKey": ...): any
+            # 40 characters of the alphabet, random-looking or not.
+            _r(
+                "(?:"
+                + _ci(r"secret[ _-]?access[ _-]?key|secret[ _-]?key")
+                + r"|(?:시크릿|비밀)\s*(?:액세스\s*)?키(?:는|은|가|:)?)"
+                + _SEP
+                + r"(?P<id>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+            ),
+            group="id",
+            priority=25,
+            anchors=("secret", "시크릿", "비밀"),
+            at_anchor=True,
+        ),
+        Rule(
+            "CLOUDFRONT",
+            # Named as a distribution, an id needs no digit (EDFDVBDEXAMPLE).
+            _r(r"(?<![\w-])E[0-9A-Z]{12,13}(?![\w-])"),
+            priority=55,
+            anchors=("cloudfront", "distribution", "배포"),
+            after=120,
         ),
         Rule(
             "ROUTE53_ZONE",
@@ -506,11 +667,24 @@ def _build_rules() -> list[Rule]:
         ),
         Rule(
             "IPV6",
-            # Whole runs of hex digits and colons; `_ipv6_check` parses them.
-            _r(r"[0-9A-Fa-f:]{3,}+(?![\w.])"),
+            # Runs of hex digits and colons ending in a digit or `::`: a colon or period after
+            # the address is punctuation ("... 2001:db8::1: timeout", "... ::1.").
+            _r(
+                # (the lookarounds first: only a run with a colon in its first five characters
+                # is tried, so hex-letter words in prose cost nothing)
+                r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:)"
+                r"(?:[0-9A-Fa-f:]{2,}[0-9A-Fa-f]|[0-9A-Fa-f:]*::)"
+                r"(?![\w]|\.[0-9A-Za-z]|:?[0-9A-Fa-f]|::)"
+            ),
             check=_ipv6_check,
             priority=70,
-            not_after=re.compile(r"[\w:.]"),
+            # `::` then at most 4 hex digits (not `iam::123456789012:` of an ARN), or three
+            # colon groups (the full form)
+            hint=_r(
+                r"::(?:[0-9A-Fa-f]{1,4})?(?![0-9A-Za-z_])"
+                r"|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"
+            ),
+            not_after=_r(r"[\w:.]"),
             needle=":",
             min_length=6,
         ),
@@ -520,7 +694,8 @@ def _build_rules() -> list[Rule]:
             check=lambda text, m: _ipv4_kind(text, m) is not None,
             classify=lambda m: "PRIVATE_IP" if _is_private(m.group(0)) else "PUBLIC_IP",
             priority=70,
-            not_after=re.compile(r"[\w.]"),
+            not_after=_r(r"[\w.]"),
+            windows=_ipv4_windows,
             needle=".",
             min_length=7,
         ),

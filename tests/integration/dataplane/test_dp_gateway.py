@@ -1,9 +1,10 @@
 """The gateway image against real Redis (the redis image) and the mock AI upstream image.
 
 Covers: masking with the plugin's Redis key schema and TTL, consistency across requests and
-gateway restarts, ids masked by earlier requests, chunk-split and SSE unmasking, fail-secure
-with Redis stopped, POST /config changing routing live, the Admin API subset, and the
-SIGTERM drain.
+gateway restarts, unmasking scoped to the request (another request's masked ids stay masked),
+chunk-split and SSE unmasking, fail-secure with Redis stopped, no placeholders when Redis
+dies mid-response, every case of the shared masking vectors through HTTP, POST /config
+changing routing live, the Admin API subset, and the SIGTERM drain.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def test_logs_never_hold_unmasked_text(gateway: GatewayProc) -> None:
 
 def test_unknown_masked_ids_pass_through_and_count_as_misses(gateway: GatewayProc) -> None:
     before = gateway.metric("kongmasker_gateway_unmask_misses_total")
-    assert reply_text(gateway.post("what is AWS_EC2_987654?")) == PREFIX + "what is AWS_EC2_987654?"
+    text = "is AWS_EC2_987654 i-0ccccccccccccccc3?"
+    assert reply_text(gateway.post(text)) == PREFIX + text
     assert gateway.metric("kongmasker_gateway_unmask_misses_total") == before + 1
 
 
@@ -118,15 +120,16 @@ def test_same_original_same_masked_id_across_requests(gateway: GatewayProc, mock
     assert words[3] != first and words[3].startswith("AWS_EC2_")
 
 
-def test_reply_with_ids_masked_by_an_earlier_request_is_unmasked(
-    gateway: GatewayProc, mock: Mock
-) -> None:
+def test_another_requests_masked_id_is_not_unmasked(gateway: GatewayProc, mock: Mock) -> None:
+    # Client 1 masks an id; client 2 (same gateway, same Redis) sends the masked id and must
+    # not get client 1's original back (issue 14: the original plugin's scope, per request).
     gateway.post("remember sg-0123456789abcdef0")
     masked = last_upstream_text(mock).split()[1]
-    # A later turn where only the masked id is in play (as when the model refers back to it).
-    assert reply_text(gateway.post(f"what about {masked}?")) == PREFIX + (
-        "what about sg-0123456789abcdef0?"
-    )
+    assert masked.startswith("AWS_SECURITY_GROUP_")
+    for probe in (f"what about {masked}?", f"what about {masked} and i-0ddddddddddddddd4?"):
+        reply = reply_text(gateway.post(probe))
+        assert reply == PREFIX + probe
+        assert "sg-0123456789abcdef0" not in reply
 
 
 def test_masked_ids_split_across_response_chunks_are_unmasked(
@@ -177,7 +180,9 @@ def test_mask_consistency_survives_a_gateway_restart(
     second = gateway_factory(config)
     second.post("restart check ami-0abcdef1234567890")
     assert last_upstream_text(mock).split()[2] == masked
-    assert reply_text(second.post(f"and {masked}")) == PREFIX + "and ami-0abcdef1234567890"
+    assert reply_text(second.post("and ami-0abcdef1234567890")) == (
+        PREFIX + "and ami-0abcdef1234567890"
+    )
 
 
 def test_fail_secure_refuses_when_redis_is_down(
@@ -316,3 +321,46 @@ def test_mappings_expire_after_mapping_ttl(
     gw.post("short-lived snap-066877671789bd71b")
     again = last_upstream_text(mock).split()[1]
     assert again.startswith("AWS_SNAPSHOT_") and again != masked
+
+
+def test_redis_dying_mid_response_never_yields_placeholders(
+    gateway_factory: Any, mock: Mock, containers: Any, images: dict[str, str]
+) -> None:
+    """Issue 11 item 10: Redis killed while the reply streams back. The reply is restored from
+    the request's own mapping, so the client gets the originals (never a 200 with AWS_* ids)."""
+    own_redis = start_redis(containers, images)
+    gw = gateway_factory(kong_config(mock.url, own_redis.port))
+    result: dict[str, httpx.Response] = {}
+    slow = {"X-Mock-Chunk-Bytes": "8", "X-Mock-Chunk-Delay-Ms": "40"}  # ~3 s of reply
+    worker = threading.Thread(target=lambda: result.update(r=gw.post(TEXT, headers=slow)))
+    worker.start()
+    wait_until(
+        lambda: bool(mock.requests()) and "AWS_EC2_" in last_upstream_text(mock),
+        timeout=30,
+        what="request masked and forwarded",
+    )
+    own_redis.container.kill()
+    worker.join(timeout=60)
+    resp = result["r"]
+    assert resp.status_code == 200
+    assert reply_text(resp) == PREFIX + TEXT
+    assert "AWS_" not in resp.text
+
+
+def test_every_vector_through_the_gateway(gateway: GatewayProc, mock: Mock) -> None:
+    """The shared vectors (operator/kongmasker/api/masking_vectors.json) through HTTP: no
+    identifier reaches the upstream, the reply is the exact original, negatives pass unchanged."""
+    from kongmasker.api import vectors
+
+    leaks, wrong = [], []
+    for case in vectors.positives():
+        reply = reply_text(gateway.post(case.text))
+        sent = last_upstream_text(mock)
+        leaks += [(case.id, i) for i in case.identifiers if i in sent]
+        if reply != PREFIX + case.text:
+            wrong.append(case.id)
+    for neg in vectors.negatives():
+        reply = reply_text(gateway.post(neg.text))
+        if last_upstream_text(mock) != neg.text or reply != PREFIX + neg.text:
+            wrong.append(neg.id)
+    assert leaks == [] and wrong == []

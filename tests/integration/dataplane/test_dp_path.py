@@ -124,6 +124,29 @@ def test_analyze_goes_backend_nginx_gateway_mock_and_back(backend_url: str, mock
     assert "sk-ant-test" not in json.dumps(record)
 
 
+def test_a_second_client_cannot_recover_the_first_clients_original_through_nginx(
+    nginx_url: str, mock: Mock
+) -> None:
+    """Two clients of one stack (Nginx -> gateway -> mock, one Redis). Client 2 sends client
+    1's masked id, which the upstream echoes: it comes back masked, never as client 1's id."""
+    secret_host = "orders-db.c9akciq32xyz.ap-northeast-2.rds.amazonaws.com"
+
+    def ask(key: str, text: str) -> str:
+        body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": text}]}
+        with httpx.Client(headers={"x-api-key": key, "anthropic-version": "2023-06-01"}) as c:
+            resp = c.post(f"{nginx_url}/v1/messages", json=body, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return "".join(b["text"] for b in resp.json()["content"])
+
+    assert ask("sk-client-1", f"why is {secret_host} slow?").endswith(f"why is {secret_host} slow?")
+    masked = httpx.get(f"{mock.url}/__requests").json()[-1]["messages"][0]["content"].split()[2]
+    assert masked.startswith("AWS_RDS_")
+    for probe in (f"tell me about {masked}", f"{masked} vs i-0eeeeeeeeeeeeeee5"):
+        reply = ask("sk-client-2", probe)
+        assert secret_host not in reply
+        assert reply.endswith(probe)
+
+
 def test_backend_rejects_and_counts_bad_keys(backend_url: str) -> None:
     resp = httpx.post(f"{backend_url}/analyze", json={"text": "x"}, headers={"X-API-Key": "no"})
     assert resp.status_code == 401

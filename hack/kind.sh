@@ -104,7 +104,10 @@ install_operator() {
   local over="$KIND_STATE/overlay" rel
   mkdir -p "$over"
   rel="$(realpath --relative-to="$over" "$REPO_ROOT/manifests/deploy/overlays/kind")"
-  local tag; tag="$(image_of operator)"
+  local tag gid
+  tag="$(image_of operator)"
+  gid="$(docker exec "$NODE" getent group docker | cut -d: -f3)"
+  [[ -n "$gid" ]] || { echo "no docker group in the node"; return 1; }
   cat > "$over/kustomization.yaml" <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -112,10 +115,26 @@ resources: [$rel]
 images:
   - {name: kongmasker/operator, newTag: "${tag#*:}"}
 YAML
-  local gid; gid="$(docker exec "$NODE" getent group docker | cut -d: -f3)"
-  [[ "$gid" == 101 ]] || echo "warning: the node's docker group is $gid, the overlay says 101"
+  # The overlay says 101 (Debian's docker.io in our node image); a public node image got its
+  # engine from the distribution at kind-up, with whatever gid it chose.
+  if [[ "$gid" != 101 ]]; then
+    cat >> "$over/kustomization.yaml" <<YAML
+patches:
+  - target: {kind: Deployment, name: kongmasker-operator}
+    patch: '[{"op": "replace", "path": "/spec/template/spec/securityContext/supplementalGroups", "value": [$gid]}]'
+YAML
+  fi
   k apply --server-side -k "$over"
   k -n kongmasker-system rollout status deploy/kongmasker-operator --timeout=180s
+}
+
+# A public node image has no Docker engine: the node gets the distribution's, configured like
+# ours (hack/kind/node/overlay/etc/docker/daemon.json), so the node is the operator's Docker host.
+install_node_docker() {
+  docker exec "$NODE" sh -c 'command -v dockerd' && return 0
+  docker exec "$NODE" mkdir -p /etc/docker
+  docker cp "$REPO_ROOT/hack/kind/node/overlay/etc/docker/daemon.json" "$NODE:/etc/docker/daemon.json"
+  docker exec "$NODE" sh -euc 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io && systemctl enable --now docker'
 }
 
 # The mock AI API (the sample stack's upstream) as a container in the node.
@@ -129,6 +148,7 @@ start_mock_upstream() {
 up() {
   local t0=$SECONDS img="${KIND_NODE_IMAGE:-}"
   step build-kind "check the Go module proxy is reachable (go env GOPROXY)" bash "$REPO_ROOT/hack/build-kind.sh" kind
+  step build-kubectl "check the Go module proxy is reachable (go env GOPROXY)" bash "$REPO_ROOT/hack/build-binaries.sh" k8s
   if [[ -z "$img" ]]; then
     step node-image "see the log; rebuild with: bash hack/kind-node-image.sh" \
       bash -c "bash '$REPO_ROOT/hack/kind-node-image.sh' > '$KIND_STATE/node-image.tag'"
@@ -148,6 +168,9 @@ up() {
   kind_ get kubeconfig --name "$KIND_CLUSTER" > "$KIND_KUBECONFIG"
   step node-ready "kubectl describe node $NODE (make kind-env first)" \
     k wait --for=condition=Ready "node/$NODE" --timeout=180s
+  if [[ -n "${KIND_NODE_IMAGE:-}" ]]; then
+    step node-docker-install "needs the distribution's mirror from the node; see the log" install_node_docker
+  fi
   step node-docker "docker exec $NODE journalctl -u docker" \
     bash -c "for i in \$(seq 300); do docker exec '$NODE' docker info >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1"
   step load-images "docker exec $NODE docker images; make images" load_images

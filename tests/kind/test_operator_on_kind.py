@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.kind.conftest import NODE, POD_SELECTOR, SA, SYSTEM_NS, Kind
+from tests.kind.kind_env import SA, SYSTEM_NS, Kind
 from tests.support import REPO_ROOT, wait_until
 
 pytestmark = pytest.mark.kind
@@ -33,7 +32,7 @@ def _can_i_list(kind: Kind, namespace: str) -> dict[str, set[str]]:
     rules: dict[str, set[str]] = {}
     for line in out.splitlines()[1:]:
         cols = line.split()
-        if not cols or not cols[-1].startswith("["):
+        if not cols or not line.rstrip().endswith("]"):
             continue
         verbs = set(line[line.rindex("[") + 1 : line.rindex("]")].split())
         rules.setdefault(cols[0], set()).update(verbs)
@@ -50,16 +49,20 @@ def test_operator_runs_as_a_deployment_with_the_shipped_rbac(kind: Kind) -> None
 
     # The role in the cluster is the one shipped in manifests/deploy/base, not a wider one.
     shipped = next(
-        d for d in yaml.safe_load_all((REPO_ROOT / "manifests/deploy/base/rbac.yaml").read_text())
+        d
+        for d in yaml.safe_load_all((REPO_ROOT / "manifests/deploy/base/rbac.yaml").read_text())
         if d and d["kind"] == "ClusterRole"
-    )  # fmt: skip
+    )
     live = kind.get("clusterrole", "kongmasker-operator", "")
     assert live["rules"] == shipped["rules"]
-    bindings = json.loads(kind.kubectl("get", "clusterrolebindings,rolebindings", "-A", "-o", "json").stdout)
+    bindings = json.loads(
+        kind.kubectl("get", "clusterrolebindings,rolebindings", "-A", "-o", "json").stdout
+    )
     bound = [
-        b["metadata"]["name"] for b in bindings["items"]
+        b["metadata"]["name"]
+        for b in bindings["items"]
         if any(s.get("name") == "kongmasker-operator" for s in b.get("subjects") or [])
-    ]  # fmt: skip
+    ]
     assert bound == ["kongmasker-operator"], f"no extra binding for the operator: {bound}"
 
     rules = _can_i_list(kind, NS)
@@ -74,8 +77,9 @@ def test_sample_stack_ready_masks_and_shows_its_columns(kind: Kind, demo: dict[s
     assert status["phase"] == "Ready" and status["readyComponents"] == "4/4", status
     masking = wait_until(
         lambda: (c := kind.condition("demo", NS, "MaskingVerified")).get("status") == "True" and c,
-        timeout=120, what="MaskingVerified=True",
-    )  # fmt: skip
+        timeout=120,
+        what="MaskingVerified=True",
+    )
     assert masking["reason"]
     table = kind.kubectl("get", "kongmaskerstack", "demo", "-n", NS).stdout
     header, row = table.splitlines()[:2]
@@ -85,8 +89,11 @@ def test_sample_stack_ready_masks_and_shows_its_columns(kind: Kind, demo: dict[s
     # The masked round trip through the endpoint the status names, from the node's network.
     proxy = status["endpoints"]["proxy"]
     kind.http("DELETE", "http://127.0.0.1:18090/__requests")
-    body = {"model": "m", "max_tokens": 16,
-            "messages": [{"role": "user", "content": f"why is {AWS_ID} slow?"}]}  # fmt: skip
+    body = {
+        "model": "m",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": f"why is {AWS_ID} slow?"}],
+    }
     code, text = kind.http("POST", f"{proxy}/v1/messages", body)
     assert code == 200 and AWS_ID in text, text
     _, seen = kind.http("GET", "http://127.0.0.1:18090/__requests")
@@ -142,10 +149,13 @@ def test_killed_component_heals_and_argocd_health_follows(kind: Kind, demo: dict
     wait_until(degraded, timeout=60, what="the stack to leave Ready after SIGKILL of Kong")
     assert seen & {"Degraded", "Progressing"}, seen
     wait_until(
-        lambda: kind.status("kongmaskerstack", "demo", NS).get("phase") == "Ready"
-        and _restart_count(kind, "kong") > before,
-        timeout=120, what="Kong restarted (counted in status) and the stack Ready again",
-    )  # fmt: skip
+        lambda: (
+            kind.status("kongmaskerstack", "demo", NS).get("phase") == "Ready"
+            and _restart_count(kind, "kong") > before
+        ),
+        timeout=120,
+        what="Kong restarted (counted in status) and the stack Ready again",
+    )
     [after] = kind.component(NS, "demo", "kong")
     assert after["Id"] == kong["Id"], "restarted in place"
     assert any(e["reason"] == "ContainerExited" for e in kind.events(NS, "demo"))
@@ -170,22 +180,35 @@ def test_removed_container_is_repaired(kind: Kind, demo: dict[str, Any]) -> None
 def _redis_cli(kind: Kind, *args: str) -> str:
     [redis] = kind.component(NS, "demo", "redis")
     return kind.docker(
-        "exec", "-e", "REDISCLI_AUTH=local-demo-redis-password", redis["Id"],
-        "redis-cli", "-p", "6379", *args,
-    ).strip()  # fmt: skip
+        "exec",
+        "-e",
+        "REDISCLI_AUTH=local-demo-redis-password",
+        redis["Id"],
+        "redis-cli",
+        "-p",
+        "6379",
+        *args,
+    ).strip()
 
 
 def _backup(kind: Kind, name: str, spec: dict[str, Any]) -> None:
-    obj = {"apiVersion": "kongmasker.io/v1alpha1", "kind": "StackBackup",
-           "metadata": {"name": name, "namespace": NS}, "spec": {"stackRef": {"name": "demo"}, **spec}}  # fmt: skip
+    obj = {
+        "apiVersion": "kongmasker.io/v1alpha1",
+        "kind": "StackBackup",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"stackRef": {"name": "demo"}, **spec},
+    }
     kind.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
 
-def _wait_phase(kind: Kind, name: str, phases: tuple[str, ...], timeout: float = 180) -> dict[str, Any]:
+def _wait_phase(
+    kind: Kind, name: str, phases: tuple[str, ...], timeout: float = 180
+) -> dict[str, Any]:
     return wait_until(
         lambda: (s := kind.status("stackbackup", name, NS)).get("phase") in phases and s,
-        timeout=timeout, what=f"{name} in {phases}",
-    )  # fmt: skip
+        timeout=timeout,
+        what=f"{name} in {phases}",
+    )
 
 
 def test_backup_validate_and_restore_in_place(kind: Kind, demo: dict[str, Any]) -> None:
@@ -205,31 +228,57 @@ def test_backup_validate_and_restore_in_place(kind: Kind, demo: dict[str, Any]) 
     assert _redis_cli(kind, "GET", "aws_masker:map:AWS_EC2_KIND") == "i-0aaaaaaaaaaaaaaa1"
 
 
-def test_schedule_creates_backups_and_retention_deletes_them(kind: Kind, demo: dict[str, Any]) -> None:
+def test_schedule_creates_backups_and_retention_deletes_them(
+    kind: Kind, demo: dict[str, Any]
+) -> None:
     # Creating and deleting StackBackups is what the shipped role had to gain for this.
-    _backup(kind, "kind-every10s", {
-        "type": "Schedule", "storage": {"directory": {"path": BACKUPS}},
-        "schedule": {"cron": "* * * * * */10", "retention": {"keepLast": 1}},
-    })  # fmt: skip
+    _backup(
+        kind,
+        "kind-every10s",
+        {
+            "type": "Schedule",
+            "storage": {"directory": {"path": BACKUPS}},
+            "schedule": {"cron": "* * * * * */10", "retention": {"keepLast": 1}},
+        },
+    )
     made: set[str] = set()
 
     def children() -> list[str]:
-        out = kind.kubectl("get", "stackbackups", "-n", NS, "-l", "kongmasker.io/schedule=kind-every10s",
-                           "-o", "jsonpath={.items[*].metadata.name}").stdout.split()  # fmt: skip
+        out = kind.kubectl(
+            "get",
+            "stackbackups",
+            "-n",
+            NS,
+            "-l",
+            "kongmasker.io/schedule=kind-every10s",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ).stdout.split()
         made.update(out)
         return out
 
     try:
-        wait_until(lambda: len(made | set(children())) >= 2, timeout=150,
-                   what="two backups made by the schedule")  # fmt: skip
+        wait_until(
+            lambda: len(made | set(children())) >= 2,
+            timeout=150,
+            what="two backups made by the schedule",
+        )
         first = sorted(made)[0]
-        wait_until(lambda: first not in children(), timeout=150,
-                   what=f"retention (keepLast 1) deleting {first}")  # fmt: skip
-        last = wait_until(lambda: kind.status("stackbackup", "kind-every10s", NS).get("lastSuccessfulBackup"),
-                          timeout=120, what="a validated scheduled backup")  # fmt: skip
+        wait_until(
+            lambda: first not in children(),
+            timeout=150,
+            what=f"retention (keepLast 1) deleting {first}",
+        )
+        last = wait_until(
+            lambda: kind.status("stackbackup", "kind-every10s", NS).get("lastSuccessfulBackup"),
+            timeout=120,
+            what="a validated scheduled backup",
+        )
         assert last.startswith("kind-every10s-")
     finally:
-        kind.kubectl("delete", "stackbackup", "kind-every10s", "-n", NS, "--wait=true", "--timeout=120s")
+        kind.kubectl(
+            "delete", "stackbackup", "kind-every10s", "-n", NS, "--wait=true", "--timeout=120s"
+        )
 
 
 def _operator_pid(kind: Kind) -> str:
@@ -238,7 +287,9 @@ def _operator_pid(kind: Kind) -> str:
     return pids[0]
 
 
-def test_liveness_restarts_a_stopped_operator_and_stacks_converge(kind: Kind, demo: dict[str, Any]) -> None:
+def test_liveness_restarts_a_stopped_operator_and_stacks_converge(
+    kind: Kind, demo: dict[str, Any]
+) -> None:
     pod = kind.operator_pod()
     restarts = pod["status"]["containerStatuses"][0]["restartCount"]
     kind.save_operator_log()
@@ -246,21 +297,35 @@ def test_liveness_restarts_a_stopped_operator_and_stacks_converge(kind: Kind, de
     kind.node("kill", "-STOP", pid)
     try:
         wait_until(
-            lambda: kind.operator_pod()["status"]["containerStatuses"][0]["restartCount"] > restarts,
-            timeout=180, what="the kubelet restarting the operator after failed liveness probes",
-        )  # fmt: skip
+            lambda: (
+                kind.operator_pod()["status"]["containerStatuses"][0]["restartCount"] > restarts
+            ),
+            timeout=180,
+            what="the kubelet restarting the operator after failed liveness probes",
+        )
     finally:
         kind.node("kill", "-CONT", pid, check=False)
-    events = kind.kubectl("get", "events", "-n", SYSTEM_NS, "--field-selector",
-                          f"involvedObject.name={pod['metadata']['name']}", "-o", "json").stdout  # fmt: skip
+    events = kind.kubectl(
+        "get",
+        "events",
+        "-n",
+        SYSTEM_NS,
+        "--field-selector",
+        f"involvedObject.name={pod['metadata']['name']}",
+        "-o",
+        "json",
+    ).stdout
     assert "Liveness probe failed" in events
     kind.wait_operator_available()
     assert _operator_pid(kind) != pid
     # The new process takes the stack over: a change made now is reconciled.
     [backend] = kind.component(NS, "demo", "backend")
     kind.docker("rm", "-f", backend["Id"])
-    wait_until(lambda: len(kind.component(NS, "demo", "backend")) == 1, timeout=120,
-               what="the restarted operator re-creating backend")  # fmt: skip
+    wait_until(
+        lambda: len(kind.component(NS, "demo", "backend")) == 1,
+        timeout=120,
+        what="the restarted operator re-creating backend",
+    )
     kind.wait_ready("demo", NS, timeout=120)
 
 
@@ -268,8 +333,11 @@ def _delete_operator_pod(kind: Kind) -> None:
     kind.save_operator_log()
     old = kind.operator_pod()["metadata"]["name"]
     kind.kubectl("delete", "pod", "-n", SYSTEM_NS, old, "--wait=false")
-    wait_until(lambda: kind.operator_pod()["metadata"]["name"] != old, timeout=120,
-               what="a new operator pod")  # fmt: skip
+    wait_until(
+        lambda: kind.operator_pod()["metadata"]["name"] != old,
+        timeout=120,
+        what="a new operator pod",
+    )
 
 
 def test_operator_pod_deleted_mid_create_and_mid_delete(kind: Kind, demo: dict[str, Any]) -> None:
@@ -287,8 +355,11 @@ def test_operator_pod_deleted_mid_create_and_mid_delete(kind: Kind, demo: dict[s
         assert len(kind.component(NS, "midway", comp)) == 1, f"one {comp}, no duplicate"
 
     kind.kubectl("delete", "kongmaskerstack", "midway", "-n", NS, "--wait=false")
-    wait_until(lambda: len([c for c in kind.containers(NS, "midway") if c["State"]["Running"]]) < 4,
-               timeout=120, what="midway's stop under way")  # fmt: skip
+    wait_until(
+        lambda: len([c for c in kind.containers(NS, "midway") if c["State"]["Running"]]) < 4,
+        timeout=120,
+        what="midway's stop under way",
+    )
     _delete_operator_pod(kind)
     kind.kubectl("wait", "--for=delete", "kongmaskerstack/midway", "-n", NS, "--timeout=240s")
     assert kind.containers(NS, "midway") == [], "no container left behind"
@@ -300,10 +371,21 @@ def test_delete_stops_in_reverse_order_and_saves_redis(kind: Kind, demo: dict[st
     since = str(int(time.time()))
     kind.kubectl("delete", "kongmaskerstack", "demo", "-n", NS, "--timeout=240s")
     assert kind.containers(NS, "demo") == []
-    dies = kind.docker("events", "--since", since, "--until", str(int(time.time()) + 1),
-                       "--filter", "event=die", "--filter", f"label=kongmasker.io/stack-namespace={NS}",
-                       "--filter", "label=kongmasker.io/stack-name=demo",
-                       "--format", '{{index .Actor.Attributes "kongmasker.io/component"}}').split()  # fmt: skip
+    dies = kind.docker(
+        "events",
+        "--since",
+        since,
+        "--until",
+        str(int(time.time()) + 1),
+        "--filter",
+        "event=die",
+        "--filter",
+        f"label=kongmasker.io/stack-namespace={NS}",
+        "--filter",
+        "label=kongmasker.io/stack-name=demo",
+        "--format",
+        '{{index .Actor.Attributes "kongmasker.io/component"}}',
+    ).split()
     assert dies == ["backend", "nginx", "kong", "redis"], dies
     stopped = [e["message"] for e in kind.events(NS, "demo") if e["reason"] == "Stopped"]
     assert any("Redis saved (LASTSAVE" in m for m in stopped), stopped
@@ -320,10 +402,11 @@ def _audit(kind: Kind) -> list[dict[str, Any]]:
 
 def _allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
     return any(
-        group in r.get("apiGroups", []) and resource in r.get("resources", [])
+        group in r.get("apiGroups", [])
+        and resource in r.get("resources", [])
         and verb in r.get("verbs", [])
         for r in rules
-    )  # fmt: skip
+    )
 
 
 def test_every_api_call_of_the_suite_was_allowed_by_the_shipped_role(kind: Kind) -> None:
@@ -331,9 +414,10 @@ def test_every_api_call_of_the_suite_was_allowed_by_the_shipped_role(kind: Kind)
     the operator and kopf made; each must be granted by the shipped role and none refused;
     and the operator's logs (every pod of the suite) hold no authorization error."""
     shipped = next(
-        d for d in yaml.safe_load_all((REPO_ROOT / "manifests/deploy/base/rbac.yaml").read_text())
+        d
+        for d in yaml.safe_load_all((REPO_ROOT / "manifests/deploy/base/rbac.yaml").read_text())
         if d and d["kind"] == "ClusterRole"
-    )["rules"]  # fmt: skip
+    )["rules"]
     calls: dict[tuple[str, str, str], int] = {}
     refused = []
     for e in _audit(kind):

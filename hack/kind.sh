@@ -69,18 +69,28 @@ nodes:
     # The operator's API calls are audited (hack/kind/audit/policy.yaml, tests/kind).
     extraMounts:
       - {hostPath: $REPO_ROOT/hack/kind/audit, containerPath: /etc/kubernetes/audit, readOnly: true}
+    # kind v0.33 writes kubeadm v1beta3 for Kubernetes 1.34: extraArgs is a map.
     kubeadmConfigPatches:
       - |
         kind: ClusterConfiguration
         apiServer:
           extraArgs:
-            - {name: audit-policy-file, value: /etc/kubernetes/audit/policy.yaml}
-            - {name: audit-log-path, value: /var/log/kubernetes/audit.log}
-            - {name: audit-log-maxsize, value: "50"}
+            audit-policy-file: /etc/kubernetes/audit/policy.yaml
+            audit-log-path: /var/log/kubernetes/audit.log
+            audit-log-maxsize: "50"
           extraVolumes:
             - {name: audit, hostPath: /etc/kubernetes/audit, mountPath: /etc/kubernetes/audit, readOnly: true, pathType: Directory}
             - {name: audit-log, hostPath: /var/log/kubernetes, mountPath: /var/log/kubernetes, pathType: DirectoryOrCreate}
 YAML
+}
+
+# The host sysctls go back right after create, whether it worked or not.
+create_cluster() {
+  local rc=0
+  kind_ create cluster --name "$KIND_CLUSTER" --image "$1" --config "$KIND_STATE/cluster.yaml" \
+    --kubeconfig "$KIND_KUBECONFIG" --retain || rc=$?
+  restore_sysctls
+  return "$rc"
 }
 
 images_env() { bash "$REPO_ROOT/hack/build-images.sh" tags; }
@@ -159,14 +169,16 @@ up() {
   fi
   step images "see the log; rebuild with: make images" bash "$REPO_ROOT/hack/build-images.sh" all
   snapshot_sysctls
+  if cluster_exists && [[ "$(docker inspect -f '{{.State.Running}}' "$NODE" 2>/dev/null)" != true ]]; then
+    log "cluster $KIND_CLUSTER exists but its node is not running: removing it"
+    down
+  fi
   if cluster_exists; then
     log "cluster $KIND_CLUSTER exists; reusing it"
   else
     write_config
     step create-cluster "make kind-down, then make kind-up again; node logs: docker logs $NODE" \
-      kind_ create cluster --name "$KIND_CLUSTER" --image "$img" --config "$KIND_STATE/cluster.yaml" \
-        --kubeconfig "$KIND_KUBECONFIG" --retain
-    step restore-sysctls "run: bash hack/kind.sh restore-sysctls" restore_sysctls
+      create_cluster "$img"
   fi
   kind_ get kubeconfig --name "$KIND_CLUSTER" > "$KIND_KUBECONFIG"
   step node-ready "kubectl describe node $NODE (make kind-env first)" \

@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST_ARGS ?=
 
-.PHONY: help up down env test test-unit check images binaries bench clean-state
+.PHONY: help up down env test test-unit check images binaries bench clean-state \
+	kind-up kind-down kind-env kind-node-image test-kind
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,3 +35,19 @@ binaries: ## build kube-apiserver, kubectl and etcd (cached per pinned version)
 
 clean-state: down ## also forget the control plane's data and certificates
 	@rm -rf .local
+
+kind-node-image: ## build the kind node image offline (cached by a hash of its inputs)
+	@bash hack/dockerd.sh start && bash hack/kind-node-image.sh
+
+kind-up: ## kind cluster, operator installed from manifests/deploy/overlays/kind, sample stack Ready (KIND_NODE_IMAGE=kindest/node:... skips the node-image build)
+	@bash hack/dockerd.sh start && bash hack/kind.sh up
+
+kind-down: ## remove the kind cluster and its network; host sysctls as before kind-up
+	@bash hack/kind.sh down
+
+kind-env: ## print export lines for the kind cluster: eval "$$(make -s kind-env)"
+	@bash hack/kind.sh env
+
+test-kind: ## only the kind suite (makes the cluster if needed; KIND_NODE_IMAGE as for kind-up)
+	@bash hack/deps.sh && bash hack/dockerd.sh start && KIND_SAMPLE=0 bash hack/kind.sh up \
+		&& .venv/bin/python -m pytest -m kind tests/kind $(PYTEST_ARGS)

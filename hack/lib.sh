@@ -70,3 +70,7 @@ lock() {
   exec 9>"$CACHE_DIR/.lock-$1"
   flock 9
 }
+
+# kind: the cluster tool and what its node image is made of (hack/build-kind.sh).
+KIND_VERSION="${KIND_VERSION:-v0.33.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.12.1}"

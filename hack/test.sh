@@ -7,5 +7,8 @@ bash "$REPO_ROOT/hack/deps.sh"
 bash "$REPO_ROOT/hack/dockerd.sh" start
 bash "$REPO_ROOT/hack/control-plane.sh" start
 bash "$REPO_ROOT/hack/build-images.sh" all
+# The kind suite's node image (cold: ~15 min of Go builds), built here rather than in its
+# fixture, whose setup counts against pytest's per-test timeout.
+bash "$REPO_ROOT/hack/kind-node-image.sh" >/dev/null
 cd "$REPO_ROOT"
 exec "$REPO_ROOT/.venv/bin/python" -m pytest "$@"

@@ -20,7 +20,7 @@ from tests.support import REPO_ROOT
 
 HACK = REPO_ROOT / "hack"
 STATE_DIR = Path(os.environ.get("KONGMASKER_STATE", REPO_ROOT / ".local"))
-ENGINE_MARKERS = ("integration", "e2e", "load")
+ENGINE_MARKERS = ("integration", "e2e", "load", "kind")
 
 
 # What the engine fixtures actually talked to, printed at the end of the run so the output

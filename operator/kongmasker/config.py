@@ -129,6 +129,13 @@ class OperatorSettings:
     liveness_port: int = 0
     """Port of kopf's liveness endpoint on 127.0.0.1 (0 disables it)."""
 
+    id: str = ""
+    """Identity stamped on every Docker object this operator makes (label
+    kongmasker.io/operator-id); the start-up sweep and every repair touch only objects with
+    this identity, so several operators can share one engine. Empty: derived at start-up,
+    `kongmasker-operator.<POD_NAMESPACE>` in a cluster (the Deployment's namespace, from the
+    downward API), else `kongmasker-operator`. Changing it orphans the stacks made before."""
+
     max_workers: int = 512
     """Threads for kopf's sync handlers. Each stack holds two for as long as it exists (the
     Docker-event daemon and the health watch), so this bounds the stacks one operator can
@@ -163,7 +170,24 @@ class Settings:
         if "LOG_LEVEL" in env and "KONGMASKER_OPERATOR_LOG_LEVEL" not in env:
             # The seed's scripts honour LOG_LEVEL; keep that habit.
             groups["operator"] = dataclasses.replace(groups["operator"], log_level=env["LOG_LEVEL"])
+        if not groups["operator"].id:
+            groups["operator"] = dataclasses.replace(
+                groups["operator"], id=default_operator_id(env)
+            )
         return cls(**groups)
+
+
+DEFAULT_OPERATOR_ID = "kongmasker-operator"
+
+
+def default_operator_id(env: Mapping[str, str]) -> str:
+    """`kongmasker-operator.<namespace>` for a Deployment (POD_NAMESPACE), else the bare name.
+
+    >>> default_operator_id({"POD_NAMESPACE": "kongmasker-system"})
+    'kongmasker-operator.kongmasker-system'
+    """
+    ns = env.get("POD_NAMESPACE", "").strip()
+    return f"{DEFAULT_OPERATOR_ID}.{ns}" if ns else DEFAULT_OPERATOR_ID
 
 
 def _override(group: Any, prefix: str, env: Mapping[str, str]) -> Any:

@@ -33,6 +33,7 @@ from tests.support import REPO_ROOT, free_port, wait_until
 
 from kongmasker.adapters.docker import DockerRuntime
 from kongmasker.adapters.runtime import ContainerSpec
+from kongmasker.api import naming
 
 pytestmark = pytest.mark.e2e
 
@@ -197,7 +198,7 @@ def env(kubectl: Kubectl, kubeconfig: str, docker_host: str,
         for info in runtime.list_containers({"kongmasker.io/stack-namespace": namespace}):
             runtime.remove_container(info.id, force=True)
         for stack in e.stacks:
-            runtime.remove_volume(f"km-{namespace}-{stack}-redis")
+            runtime.remove_volume(naming.redis_volume(namespace, stack))
         runtime.close()
 
 

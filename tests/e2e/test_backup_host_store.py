@@ -27,6 +27,7 @@ from tests.support import REPO_ROOT, free_port, wait_until
 
 from kongmasker.adapters.docker import DockerRuntime
 from kongmasker.adapters.runtime import ContainerSpec
+from kongmasker.api import naming
 
 pytestmark = pytest.mark.e2e
 
@@ -114,7 +115,7 @@ def host_env(
         for info in runtime.list_containers({"kongmasker.io/stack-namespace": namespace}):
             runtime.remove_container(info.id, force=True)
         for stack in env.stacks:
-            runtime.remove_volume(f"km-{namespace}-{stack}-redis")
+            runtime.remove_volume(naming.redis_volume(namespace, stack))
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         runtime.close()
         client.close()

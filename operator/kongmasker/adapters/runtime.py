@@ -169,6 +169,10 @@ class Runtime(Protocol):
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
 
+    def volume_labels(self, name: str) -> Mapping[str, str] | None:
+        """The labels of a volume, or None if it does not exist."""
+        ...
+
     def remove_volume(self, name: str) -> None: ...
 
     def host_port_free(self, address: str, port: int) -> bool | None:

@@ -123,6 +123,8 @@ class Reason(StrEnum):
     FOREIGN_VOLUME = "ForeignVolume"
     """spec.redis.persistence.volumeName names a volume not made for this stack."""
     MIGRATED = "Migrated"
+    INVALID_CONFIG_VALUE = "InvalidConfigValue"
+    """A value that would be written into a configuration file cannot be represented there."""
     """Containers and volume of the previous naming scheme moved to the current names."""
     # MaskingVerified (the masking canary)
     CANARY_PASSED = "CanaryPassed"

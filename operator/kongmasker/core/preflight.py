@@ -13,6 +13,7 @@ from kongmasker.adapters.kube import SecretReader
 from kongmasker.adapters.runtime import EngineInfo, Runtime
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import (
+    LABEL_OPERATOR,
     LABEL_STACK_NAME,
     LABEL_STACK_NAMESPACE,
     Component,
@@ -119,13 +120,15 @@ def volume(runtime: Runtime, ref: StackRef, spec: StackSpec) -> None:
     if labels is None:
         return
     owner_ns, owner_name = labels.get(LABEL_STACK_NAMESPACE), labels.get(LABEL_STACK_NAME)
-    if (owner_ns, owner_name) == (ref.namespace, ref.name):
+    operator = labels.get(LABEL_OPERATOR)
+    if operator and operator != runtime.owner:
+        whose = f"it belongs to operator {operator!r} (this one is {runtime.owner!r})"
+    elif (owner_ns, owner_name) == (ref.namespace, ref.name):
         return
-    whose = (
-        f"it belongs to stack {owner_ns}/{owner_name}"
-        if owner_ns and owner_name
-        else "it was not made by the operator for this stack"
-    )
+    elif owner_ns and owner_name:
+        whose = f"it belongs to stack {owner_ns}/{owner_name}"
+    else:
+        whose = "it was not made by the operator for this stack"
     raise PreflightFailed(
         f"spec.redis.persistence.volumeName: volume {name} cannot be used, {whose}; a stack "
         "uses only volumes made for it: remove volumeName (the stack gets its own) or name a "

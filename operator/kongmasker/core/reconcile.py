@@ -32,6 +32,7 @@ from kongmasker.api.vocabulary import (
 from kongmasker.config import Settings
 from kongmasker.core import graceful, preflight
 from kongmasker.core import status as st
+from kongmasker.core.confvalues import check_redis_env
 from kongmasker.core.health import Health
 from kongmasker.core.migrate import migrate_legacy
 from kongmasker.core.recovery import dependents
@@ -133,6 +134,7 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
         secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
         grace = deps.settings.stop.grace_seconds
         desired = render_stack(ref, spec, secrets, grace)
+        check_redis_env(desired[Component.REDIS].container.env, dict(spec.redis.env))
         preflight.images(runtime, desired)
         preflight.volume(runtime, ref, spec)
         migrated = migrate_legacy(runtime, ref, spec, _stopper(runtime, spec, secrets, deps))

@@ -89,6 +89,8 @@ class BackupReason(StrEnum):
     RDB_UNLOADABLE = "RdbUnloadable"
     KEY_COUNT_MISMATCH = "KeyCountMismatch"
     SIGNATURE_MISMATCH = "SignatureMismatch"
+    IDENTITY_MISMATCH = "IdentityMismatch"
+    """The manifest names another backup, stack or time than the StackBackup validated."""
     FILE_MISSING = "FileMissing"
     STACK_NOT_FOUND = "StackNotFound"
     STACK_NOT_RUNNING = "StackNotRunning"

@@ -51,7 +51,7 @@ from kongmasker.core.backup.rediscli import labels as scratch_labels
 from kongmasker.core.backup.restore import RestoreFailed, RestoreJob, RestoreRefused
 from kongmasker.core.backup.retention import BackupRecord, newest_validated, select_for_deletion
 from kongmasker.core.backup.schedule import child_name, decide
-from kongmasker.core.backup.validate import Verdict, validate_backup
+from kongmasker.core.backup.validate import Expected, Verdict, validate_backup
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote
 from kongmasker.errors import InvalidSpec, KongMaskerError, NotFound, TransientError
@@ -180,6 +180,18 @@ def now_iso(moment: dt.datetime | None = None) -> str:
 
 def parse_time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def expected_of(obj: BackupObject, stack: str, status: Mapping[str, Any]) -> Expected:
+    """What a manifest stored for `obj` must say about itself (core/backup/validate.py)."""
+    return Expected(
+        namespace=obj.namespace,
+        name=obj.name,
+        uid=obj.uid,
+        stack=stack,
+        stack_uid=str(status.get("stackUID") or ""),
+        created=obj.created,
+    )
 
 
 def backup_location(namespace: str, stack: str, backup: str) -> str:
@@ -352,6 +364,7 @@ def _backup(
         keys=manifest.redis.keys,
         keysByPrefix={p: s.keys for p, s in manifest.redis.prefixes.items()},
         redisVersion=manifest.redis.version,
+        stackUID=ctx.target.ref.uid,
         conditions={BackupCondition.COMPLETED: (True, BackupReason.SNAPSHOT_TAKEN, summary)},
     )
     book.note(BackupReason.SNAPSHOT_TAKEN, summary)
@@ -414,7 +427,10 @@ def validate_into(
     ns = book.obj.namespace
     book.set(phase=BackupPhase.VALIDATING)
     metrics.BACKUP_ATTEMPTS.labels(ns, stack, "validate").inc()
-    verdict = validate_backup(runtime, store, where, image=image, signing_key=signing_key)
+    expect = expected_of(book.obj, stack, book.status)
+    verdict = validate_backup(
+        runtime, store, where, image=image, signing_key=signing_key, expect=expect
+    )
     record = {
         "requestedAt": requested or None,
         "time": now_iso(),
@@ -539,6 +555,9 @@ def _restore(
             ctx.secrets,
             deps.settings,
             signing_key=key,
+            expect=expected_of(
+                BackupObject.from_body(source), source_spec.stack_name, source.get("status") or {}
+            ),
         )
         with deps.stack_lock(ctx.target.ref.uid):
             result = job.run()

@@ -29,7 +29,6 @@ from kongmasker.core.backup.manifest import RDB_PATH, KeyCounts, Manifest, compa
 from kongmasker.core.backup.rdb import RdbFormatError, parse_header
 from kongmasker.errors import KongMaskerError, NotFound
 
-
 CLOCK_SKEW = dt.timedelta(minutes=5)
 """How far the operator's clock (startedAt) may be behind the API server's (creationTimestamp)."""
 

@@ -119,6 +119,21 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Limits the operator's administrator sets on StackBackups (issue 11), in the spirit of
+    Velero's BackupStorageLocation: requesters choose within them, never outside."""
+
+    directory_roots: tuple[str, ...] = ("/var/lib/kongmasker/backups",)
+    """Absolute directories of the Docker hosts under which `storage.directory.path` may lie
+    (comma-separated). A path outside all of them, or with a `..` segment, is refused before
+    anything is written (a root helper container writes there)."""
+
+    min_schedule_interval: float = 300.0
+    """Shortest interval, in seconds, between two backups of a Schedule's cron; a cron that
+    fires more often is refused (spec.schedule.cron)."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means cluster-wide."""
@@ -153,6 +168,7 @@ class Settings:
     docker: DockerSettings = field(default_factory=DockerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
 
     @classmethod

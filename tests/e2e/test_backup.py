@@ -175,7 +175,10 @@ def env(kubectl: Kubectl, kubeconfig: str, docker_host: str,
              "KONGMASKER_HEALTH_GATE_TIMEOUT": "120",
              # The masking canary (issue 5) writes mappings into the stacks' Redis: these
              # tests compare Redis contents key by key, so it is off here.
-             "KONGMASKER_MONITOR_CANARY_INTERVAL": "0"},
+             "KONGMASKER_MONITOR_CANARY_INTERVAL": "0",
+             # The operator's limits (issue 11): this run's directory, a 10 s schedule.
+             "KONGMASKER_BACKUP_DIRECTORY_ROOTS": f"{backups},/proc",
+             "KONGMASKER_BACKUP_MIN_SCHEDULE_INTERVAL": "5"},
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
     )  # fmt: skip
     e = Env(kubectl, runtime, namespace, backups, f"http://127.0.0.1:{mock_port}")

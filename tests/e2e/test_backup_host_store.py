@@ -79,6 +79,7 @@ def host_env(
             "DOCKER_HOST": "unix:///var/run/docker.sock",
             "KONGMASKER_HEALTH_GATE_TIMEOUT": "120",
             "KONGMASKER_MONITOR_CANARY_INTERVAL": "0",  # the test compares Redis key by key
+            "KONGMASKER_BACKUP_DIRECTORY_ROOTS": str(tmp / "backups"),  # the operator's limit
         },
         volumes={
             str(flat): {"bind": "/etc/kongmasker/kubeconfig", "mode": "ro"},

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, closing
@@ -50,7 +51,7 @@ from kongmasker.core.backup.manifest import Identity, total_keys
 from kongmasker.core.backup.rediscli import labels as scratch_labels
 from kongmasker.core.backup.restore import RestoreFailed, RestoreJob, RestoreRefused
 from kongmasker.core.backup.retention import BackupRecord, newest_validated, select_for_deletion
-from kongmasker.core.backup.schedule import child_name, decide
+from kongmasker.core.backup.schedule import check_interval, child_name, decide
 from kongmasker.core.backup.validate import Expected, Verdict, validate_backup
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote
@@ -148,6 +149,39 @@ class BackupDeps:
     store_for: StoreFactory = make_store
     stack_lock: Callable[[str], AbstractContextManager[Any]] = lambda uid: contextlib.nullcontext()
     """The lock the stack's reconcile holds (by stack UID): a restore must not race it."""
+
+    def open_store(self, storage: StorageSpec, namespace: str, host: HostResolver) -> BackupStore:
+        """The store `storage` names, once it is within the administrator's limits: every
+        store the controller uses is opened here."""
+        if storage.s3 is None:
+            allowed_directory(storage.directory, self.settings.backup.directory_roots)
+        return self.store_for(storage, namespace, self.secrets, host)
+
+
+def allowed_directory(path: str, roots: Sequence[str]) -> str:
+    """`path` normalised if it lies within one of `roots`; else InvalidSpec naming the field.
+
+    >>> allowed_directory("/var/lib/kongmasker/backups/team-a", ["/var/lib/kongmasker/backups"])
+    '/var/lib/kongmasker/backups/team-a'
+    """
+    field = "spec.storage.directory.path"
+    allowed = ", ".join(roots) or "(none: the operator allows no directory storage)"
+    if ".." in path.split("/"):
+        raise InvalidSpec(
+            f"{field} {path!r} contains '..'; give a plain absolute path below one of: {allowed}",
+            reason=BackupReason.DIRECTORY_NOT_ALLOWED,
+        )
+    norm = posixpath.normpath(path)
+    for root in roots:
+        base = posixpath.normpath(root)
+        if path.startswith("/") and base != "/" and posixpath.commonpath([norm, base]) == base:
+            return norm
+    raise InvalidSpec(
+        f"{field} {path!r} is outside the backup roots the operator allows ({allowed}); "
+        "choose a path below one of them, or ask the administrator to add a root "
+        "(KONGMASKER_BACKUP_DIRECTORY_ROOTS)",
+        reason=BackupReason.DIRECTORY_NOT_ALLOWED,
+    )
 
 
 @dataclass(frozen=True)
@@ -333,7 +367,7 @@ def _backup(
     try:
         ctx = stack_context(obj.namespace, stack, deps)
         store = cleanup.enter_context(
-            closing(deps.store_for(spec.storage, obj.namespace, deps.secrets, ctx.store_host))
+            closing(deps.open_store(spec.storage, obj.namespace, ctx.store_host))
         )
         key = signing_key(spec, obj.namespace, deps.secrets)
         where = backup_location(obj.namespace, stack, obj.name)
@@ -395,7 +429,7 @@ def revalidate(obj: BackupObject, deps: BackupDeps, requested: str) -> list[Even
     where = backup_location(obj.namespace, spec.stack_name, obj.name)
     try:
         key = signing_key(spec, obj.namespace, deps.secrets)
-        store = deps.store_for(spec.storage, obj.namespace, deps.secrets, lambda: host)
+        store = deps.open_store(spec.storage, obj.namespace, lambda: host)
     except KongMaskerError as exc:
         book.fail("validate", spec.stack_name, exc, BackupPhase.INVALID)
         return book.events
@@ -542,7 +576,7 @@ def _restore(
             return store_host(obj.namespace, (source_spec.stack_name, stack), deps)
 
         store = cleanup.enter_context(
-            closing(deps.store_for(source_spec.storage, obj.namespace, deps.secrets, host))
+            closing(deps.open_store(source_spec.storage, obj.namespace, host))
         )
         where = backup_location(obj.namespace, source_spec.stack_name, source_name)
         key = signing_key(source_spec, obj.namespace, deps.secrets)
@@ -689,9 +723,11 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
         decision = decide(
             spec.schedule.cron, parse_time(last_raw) if last_raw else None, obj.created, now
         )
+        check_interval(spec.schedule.cron, deps.settings.backup.min_schedule_interval)
     except InvalidSpec as exc:
         if obj.status.get("failureReason") != exc.message:
-            exc.reason = BackupReason.INVALID_SCHEDULE
+            if exc.reason == InvalidSpec.reason:
+                exc.reason = BackupReason.INVALID_SCHEDULE
             stack = str((obj.spec.get("stackRef") or {}).get("name", ""))
             book.fail("backup", stack, exc, BackupPhase.FAILED)
         return book.events
@@ -722,7 +758,7 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
             at = (child_spec.stack_name, child_spec.storage)
             if at not in stores:
                 host = _resolver(obj.namespace, child_spec.stack_name, deps)
-                store = deps.store_for(child_spec.storage, obj.namespace, deps.secrets, host)
+                store = deps.open_store(child_spec.storage, obj.namespace, host)
                 stores[at] = cleanup.enter_context(closing(store))
             delete_stored(stores[at], backup_location(obj.namespace, child_spec.stack_name, name))
             deps.api.delete_backup(obj.namespace, name)

@@ -436,3 +436,76 @@ def test_backup_and_restore_through_s3_with_credentials_from_a_secret(
         assert status["phase"] == "Restored", status
         env.wait_ready("zeta", timeout=120)
         assert snapshot_keys(env.redis("zeta")) == before
+
+
+def _ready_stack(env: Env, name: str) -> None:
+    if name not in env.stacks:
+        env.create_stack(name)
+    env.wait_ready(name)
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_an_older_backup_replayed_under_a_newer_name_is_refused(env: Env, signed: bool) -> None:
+    """Issue 11: the manifest binds the backup's identity; copying an older backup's files
+    under a newer backup's name must not restore the old data as the new backup."""
+    import shutil
+
+    _ready_stack(env, "replay")
+    r = env.redis("replay")
+    tag = "s" if signed else "u"
+    extra: dict[str, Any] = {"signingSecretRef": {"name": "signing"}} if signed else {}
+    old, new = f"replay-{tag}-old", f"replay-{tag}-new"
+    r.set("replay:state", "old")
+    env.backup(old, "replay", **extra)
+    assert env.wait_phase(old, ("Validated", "Invalid", "Failed"))["phase"] == "Validated"
+    r.set("replay:state", "new")
+    env.backup(new, "replay", **extra)
+    assert env.wait_phase(new, ("Validated", "Invalid", "Failed"))["phase"] == "Validated"
+
+    # The attack: the older backup's files (a genuine signature included) in the newer one's place.
+    shutil.rmtree(env.files("replay", new))
+    shutil.copytree(env.files("replay", old), env.files("replay", new))
+    env.restore(f"replay-{tag}-r", "replay", new)
+    status = env.wait_phase(f"replay-{tag}-r", ("Restored", "Failed", "Invalid"))
+    assert status["phase"] == "Invalid", status
+    assert "IdentityMismatch" in status["failureReason"] or "IdentityMismatch" in json.dumps(
+        status["conditions"]
+    ), status
+    assert old in status["failureReason"]
+    assert env.status(new)["phase"] == "Invalid"
+    assert env.status(new)["validation"]["reason"] == "IdentityMismatch"
+    assert r.get("replay:state") == b"new", "nothing was restored"
+
+
+def test_directory_outside_the_roots_is_refused_and_nothing_is_written(env: Env) -> None:
+    _ready_stack(env, "replay")
+    tag = uuid.uuid4().hex[:6]
+    outside = Path(f"/tmp/km-outside-{tag}")
+    escape = env.backups.parent / f"km-escape-{tag}"
+    for name, path in (
+        (f"out-{tag}", str(outside)),
+        (f"dotdot-{tag}", f"{env.backups}/../km-escape-{tag}"),
+    ):
+        env.backup(name, "replay", storage={"directory": {"path": path}})
+        status = env.wait_phase(name, ("Validated", "Completed", "Invalid", "Failed"))
+        assert status["phase"] == "Failed", status
+        reasons = {c["reason"] for c in status["conditions"]}
+        assert "DirectoryNotAllowed" in reasons, status
+        assert "spec.storage.directory.path" in status["failureReason"]
+    assert not outside.exists() and not escape.exists(), "nothing may appear on the host"
+
+
+def test_a_schedule_below_the_minimum_interval_is_refused(env: Env) -> None:
+    name = f"often-{uuid.uuid4().hex[:6]}"
+    env.apply({"apiVersion": "kongmasker.io/v1alpha1", "kind": "StackBackup",
+               "metadata": {"name": name},
+               "spec": {"stackRef": {"name": "replay"}, "type": "Schedule",
+                        "schedule": {"cron": "* * * * * */2"},
+                        "storage": {"directory": {"path": str(env.backups)}}}})  # fmt: skip
+    status = env.wait_phase(name, ("Failed", "Scheduled"), timeout=60)
+    assert status["phase"] == "Failed", status
+    assert "spec.schedule.cron" in status["failureReason"]
+    assert "ScheduleTooFrequent" in json.dumps(status["conditions"])
+    children = env.kubectl("get", "stackbackups", "-n", env.namespace, "-l",
+                           f"kongmasker.io/schedule={name}", "-o", "name").stdout  # fmt: skip
+    assert children.strip() == ""

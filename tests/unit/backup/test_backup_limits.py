@@ -101,3 +101,36 @@ def test_a_too_frequent_schedule_creates_no_backup(tmp_path: Path) -> None:
     assert BackupReason.SCHEDULE_TOO_FREQUENT in reasons or any(
         c.get("reason") == BackupReason.SCHEDULE_TOO_FREQUENT for c in status["conditions"]
     )
+
+
+def test_a_deleted_schedule_applies_its_retention_and_leaves_no_orphan_files(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.backup.test_controller import deps
+
+    from kongmasker.adapters.storage import DirectoryStore
+
+    api = FakeApi()
+    schedule(api, keepLast=1)
+    store = DirectoryStore(tmp_path)
+    parent = core.BackupObject.from_body(api.objects["nightly"])
+    parent_spec = core.BackupSpec.from_dict(parent.spec)
+    names = []
+    for i, phase in enumerate(["Validated", "Failed", "Failed"]):
+        at = T0 + dt.timedelta(hours=i)
+        api.create_backup("ns", core.child_body(parent, parent_spec, at))
+        name = f"nightly-{at:%Y%m%d%H%M%S}"
+        names.append(name)
+        api.objects[name]["metadata"]["creationTimestamp"] = core.now_iso(at)
+        api.objects[name]["status"] = {"phase": phase}
+        store.put(f"ns/demo/{name}/manifest.json", b"{}")
+    events = core.schedule_deleted(parent, deps(api, tmp_path), T0 + dt.timedelta(hours=3))
+    # keepLast 1 keeps the newest, and the newest Validated is always kept; the rest goes.
+    assert set(api.objects) == {"nightly", names[0], names[2]}
+    assert not (tmp_path / f"ns/demo/{names[1]}").exists()
+    for kept in (names[0], names[2]):
+        meta = api.objects[kept]["metadata"]
+        assert "ownerReferences" not in meta, "garbage collection must not take it"
+        assert "kongmasker.io/schedule" not in meta["labels"]
+        assert (tmp_path / f"ns/demo/{kept}/manifest.json").exists()
+    assert [e.reason for e in events] == ["RetentionDeleted", "RetentionDeleted"]

@@ -739,30 +739,9 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
             book.note(BackupReason.BACKUP_CREATED, f"created backup {child['metadata']['name']}")
         changes["lastScheduleTime"] = now_iso(decision.due)
     children = deps.api.list_backups(obj.namespace, f"{LABEL_SCHEDULE}={obj.name}")
-    records = [
-        BackupRecord(
-            str(c["metadata"]["name"]),
-            parse_time(str(c["metadata"].get("creationTimestamp") or now_iso(now))),
-            str((c.get("status") or {}).get("phase") or BackupPhase.NEW),
-        )
-        for c in children
-    ]
+    records = _records(children, now)
     doomed = select_for_deletion(records, spec.schedule.retention, now)
-    by_name = {str(c["metadata"]["name"]): c for c in children}
-    with ExitStack() as cleanup:
-        # One store (so one helper container) per stack and storage, for every deletion.
-        stores: dict[tuple[str, StorageSpec], BackupStore] = {}
-        for name in doomed:
-            # Each child's files are where that child put them (the schedule may have moved).
-            child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
-            at = (child_spec.stack_name, child_spec.storage)
-            if at not in stores:
-                host = _resolver(obj.namespace, child_spec.stack_name, deps)
-                store = deps.open_store(child_spec.storage, obj.namespace, host)
-                stores[at] = cleanup.enter_context(closing(store))
-            delete_stored(stores[at], backup_location(obj.namespace, child_spec.stack_name, name))
-            deps.api.delete_backup(obj.namespace, name)
-            book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
+    _delete_children(obj.namespace, doomed, children, deps, book)
     kept = [r for r in records if r.name not in doomed]
     newest = newest_validated(kept)
     message = f"next backup at {now_iso(decision.next)}"
@@ -781,6 +760,74 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
         book.set(
             conditions={BackupCondition.DEGRADED: (False, BackupReason.SCHEDULED, message)},
             **changes,
+        )
+    return book.events
+
+
+def _records(children: Sequence[Mapping[str, Any]], now: dt.datetime) -> list[BackupRecord]:
+    return [
+        BackupRecord(
+            str(c["metadata"]["name"]),
+            parse_time(str(c["metadata"].get("creationTimestamp") or now_iso(now))),
+            str((c.get("status") or {}).get("phase") or BackupPhase.NEW),
+        )
+        for c in children
+    ]
+
+
+def _delete_children(
+    namespace: str,
+    doomed: Sequence[str],
+    children: Sequence[Mapping[str, Any]],
+    deps: BackupDeps,
+    book: StatusBook,
+) -> None:
+    """Delete the `doomed` children of a schedule, their files first."""
+    by_name = {str(c["metadata"]["name"]): c for c in children}
+    with ExitStack() as cleanup:
+        # One store (so one helper container) per stack and storage, for every deletion.
+        stores: dict[tuple[str, StorageSpec], BackupStore] = {}
+        for name in doomed:
+            # Each child's files are where that child put them (the schedule may have moved).
+            child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
+            at = (child_spec.stack_name, child_spec.storage)
+            if at not in stores:
+                host = _resolver(namespace, child_spec.stack_name, deps)
+                store = deps.open_store(child_spec.storage, namespace, host)
+                stores[at] = cleanup.enter_context(closing(store))
+            delete_stored(stores[at], backup_location(namespace, child_spec.stack_name, name))
+            deps.api.delete_backup(namespace, name)
+            book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
+
+
+def schedule_deleted(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list[EventNote]:
+    """A Schedule is being deleted (its finalizer holds it): its retention is applied one
+    last time. What retention would delete goes now, files included; what it keeps (its
+    newest validated backup among them) is detached from the schedule and stays as ordinary
+    Backups, so no file is left that no object names. Children are not left to garbage
+    collection, which would delete their objects and leave their files on the host."""
+    book = StatusBook(obj, deps.api)
+    try:
+        spec = BackupSpec.from_dict(obj.spec)
+    except InvalidSpec:
+        return []
+    if spec.schedule is None:
+        return []
+    children = deps.api.list_backups(obj.namespace, f"{LABEL_SCHEDULE}={obj.name}")
+    records = _records(children, now)
+    doomed = select_for_deletion(records, spec.schedule.retention, now)
+    try:
+        _delete_children(obj.namespace, doomed, children, deps, book)
+    except KongMaskerError as exc:
+        log.warning("schedule %s/%s: retention on delete: %s", obj.namespace, obj.name, exc)
+        raise
+    kept = [r.name for r in records if r.name not in doomed]
+    for name in kept:
+        deps.api.detach_backup(obj.namespace, name, LABEL_SCHEDULE)
+    if kept:
+        book.note(
+            BackupReason.RETENTION_DELETED,
+            f"schedule deleted: kept {', '.join(kept)} as standalone backups",
         )
     return book.events
 

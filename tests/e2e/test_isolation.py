@@ -291,3 +291,51 @@ def test_two_operators_leave_each_other_alone(stack_env: StackEnv, tmp_path: Pat
     # A comes back: its start-up sweep removes its own orphans.
     env.operator = _operator([ns], tmp_path / "op-a2.log", KONGMASKER_OPERATOR_ID=f"op-a-{ns}")
     wait_until(lambda: env.containers("s") == [], timeout=90, what="A to sweep its orphans")
+
+
+IMMUTABLE = {
+    "redis.persistence.volumeName": (
+        lambda v: {"redis": {"persistence": {"volumeName": v}}},
+        "km-e2e-a",
+        "km-e2e-b",
+    ),
+    "dockerHost.url": (lambda v: {"dockerHost": {"url": v}}, "unix:///a.sock", "unix:///b.sock"),
+    "network.mode": (lambda v: {"network": {"mode": v, "name": "n"}}, "bridge", "host"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(IMMUTABLE))
+def test_immutable_fields_refuse_set_unset_and_change(
+    kubectl: Kubectl, stack_crd: None, field: str
+) -> None:
+    """Only the kube-apiserver is involved (paused stacks; no operator, no engine)."""
+    import json
+
+    make, first, second = IMMUTABLE[field]
+    namespace = f"e2e-imm-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    base = {"paused": True, "upstream": {"apiKeySecretRef": {"name": "u"}}}
+
+    def apply(name: str, spec: dict[str, object]) -> subprocess.CompletedProcess[str]:
+        body = {
+            "apiVersion": "kongmasker.io/v1alpha1",
+            "kind": "KongMaskerStack",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+        return kubectl("apply", "-f", "-", input=json.dumps(body), check=False)
+
+    try:
+        assert apply("unset", base).returncode == 0
+        assert apply("set", {**base, **make(first)}).returncode == 0
+        transitions = {
+            "set": ("unset", {**base, **make(first)}),
+            "unset": ("set", base),
+            "change": ("set", {**base, **make(second)}),
+        }
+        for what, (name, spec) in transitions.items():
+            out = apply(name, spec)
+            assert out.returncode != 0, f"{field}: {what} was accepted"
+            assert f"{field} is immutable" in out.stderr, out.stderr
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -217,6 +217,7 @@ class DockerRuntime:
     def start_container(self, container_id: str) -> None:
         # Started again: its next exit is not one this client asked for.
         self._requested.pop(container_id, None)
+        self._own(container_id)
         self._api.start(container_id)
 
     @_mapped
@@ -236,11 +237,13 @@ class DockerRuntime:
 
     @_mapped
     def rename_container(self, container_id: str, new_name: str) -> None:
+        self._own(container_id)
         self._api.rename(container_id, new_name)
 
     @_mapped
     def set_auto_restart(self, container_id: str, enabled: bool) -> None:
         policy = {"Name": "unless-stopped" if enabled else "no"}
+        self._own(container_id)
         self._api.update_container(container_id, restart_policy=policy)
 
     def _label_filter(self, labels: Mapping[str, str]) -> list[str]:
@@ -253,6 +256,15 @@ class DockerRuntime:
                 f"{kind} {name} belongs to operator {other!r}, not to this one "
                 f"({self.owner!r}); left alone"
             )
+
+    def _own(self, container_id: str) -> None:
+        """Refuse to act on another operator's container (a missing one: the call says so)."""
+        info = None
+        with contextlib.suppress(docker.errors.DockerException):
+            info = self._api.inspect_container(container_id)
+        self._refuse_foreign(
+            "container", container_id, ((info or {}).get("Config") or {}).get("Labels")
+        )
 
     def _mark_requested(self, container_id: str) -> None:
         now = time.monotonic()
@@ -277,6 +289,7 @@ class DockerRuntime:
     def exec(
         self, container_id: str, command: list[str], env: Mapping[str, str] | None = None
     ) -> ExecResult:
+        self._own(container_id)
         exec_id = self._api.exec_create(container_id, command, environment=dict(env or {}))
         output = self._api.exec_start(exec_id)
         code = self._api.exec_inspect(exec_id).get("ExitCode")
@@ -293,6 +306,7 @@ class DockerRuntime:
             entry.mtime = int(time.time())
             tar.addfile(entry, io.BytesIO(content))
         # Extracting at / creates missing parent directories, unlike a put into the parent.
+        self._own(container_id)
         self._api.put_archive(container_id, "/", buf.getvalue())
 
     @_mapped

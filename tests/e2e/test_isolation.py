@@ -100,7 +100,12 @@ def pair(
     try:
         yield a, b
     finally:
-        _teardown(a)  # stops the operator too
+        # Both namespaces' stacks go while the operator still runs (it releases their
+        # finalizers); _teardown then stops it and removes whatever is left.
+        for env in (a, b):
+            kubectl("delete", "kongmaskerstacks", "--all", "-n", env.namespace,
+                    "--timeout=120s", check=False)  # fmt: skip
+        _teardown(a)
         _teardown(b)
 
 

@@ -509,3 +509,5 @@ def test_a_schedule_below_the_minimum_interval_is_refused(env: Env) -> None:
     children = env.kubectl("get", "stackbackups", "-n", env.namespace, "-l",
                            f"kongmasker.io/schedule={name}", "-o", "name").stdout  # fmt: skip
     assert children.strip() == ""
+    # A deleted schedule goes (its finalizer is released by the operator).
+    env.kubectl("delete", "stackbackup", name, "-n", env.namespace, "--timeout=60s")

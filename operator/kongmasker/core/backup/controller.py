@@ -781,9 +781,14 @@ def _delete_children(
     children: Sequence[Mapping[str, Any]],
     deps: BackupDeps,
     book: StatusBook,
-) -> None:
-    """Delete the `doomed` children of a schedule, their files first."""
+    *,
+    keep_on_error: bool = False,
+) -> list[str]:
+    """Delete the `doomed` children of a schedule, their files first. With `keep_on_error`,
+    a child whose files cannot be deleted is kept (and named in the result) instead of
+    failing the whole pass: its object keeps pointing at what is left."""
     by_name = {str(c["metadata"]["name"]): c for c in children}
+    left: list[str] = []
     with ExitStack() as cleanup:
         # One store (so one helper container) per stack and storage, for every deletion.
         stores: dict[tuple[str, StorageSpec], BackupStore] = {}
@@ -791,13 +796,26 @@ def _delete_children(
             # Each child's files are where that child put them (the schedule may have moved).
             child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
             at = (child_spec.stack_name, child_spec.storage)
-            if at not in stores:
-                host = _resolver(namespace, child_spec.stack_name, deps)
-                store = deps.open_store(child_spec.storage, namespace, host)
-                stores[at] = cleanup.enter_context(closing(store))
-            delete_stored(stores[at], backup_location(namespace, child_spec.stack_name, name))
+            try:
+                if at not in stores:
+                    host = _resolver(namespace, child_spec.stack_name, deps)
+                    store = deps.open_store(child_spec.storage, namespace, host)
+                    stores[at] = cleanup.enter_context(closing(store))
+                where = backup_location(namespace, child_spec.stack_name, name)
+                delete_stored(stores[at], where)
+            except KongMaskerError as exc:
+                if not keep_on_error:
+                    raise
+                left.append(name)
+                book.note(
+                    BackupReason.RETENTION_DELETED,
+                    f"kept backup {name}: its files could not be deleted ({exc.message})",
+                    warning=True,
+                )
+                continue
             deps.api.delete_backup(namespace, name)
             book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
+    return left
 
 
 def schedule_deleted(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list[EventNote]:
@@ -816,12 +834,10 @@ def schedule_deleted(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> l
     children = deps.api.list_backups(obj.namespace, f"{LABEL_SCHEDULE}={obj.name}")
     records = _records(children, now)
     doomed = select_for_deletion(records, spec.schedule.retention, now)
-    try:
-        _delete_children(obj.namespace, doomed, children, deps, book)
-    except KongMaskerError as exc:
-        log.warning("schedule %s/%s: retention on delete: %s", obj.namespace, obj.name, exc)
-        raise
-    kept = [r.name for r in records if r.name not in doomed]
+    # The schedule's deletion must not hang on a store that fails: what cannot be deleted is
+    # kept (detached, with a Warning Event) rather than retried for ever.
+    left = _delete_children(obj.namespace, doomed, children, deps, book, keep_on_error=True)
+    kept = [r.name for r in records if r.name not in doomed or r.name in left]
     for name in kept:
         deps.api.detach_backup(obj.namespace, name, LABEL_SCHEDULE)
     if kept:

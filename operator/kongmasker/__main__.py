@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     redaction.install_log_filter()  # Secret values never reach the log
+    if settings.monitor.webhook_url:  # it usually embeds a token (config.py)
+        redaction.remember(settings.monitor.webhook_url)
     # One line per probe request would drown the operator's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     port = settings.operator.liveness_port

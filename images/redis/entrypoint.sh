@@ -46,7 +46,8 @@ quoted() { printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/
   echo "daemonize no"
   echo "loglevel ${loglevel}"
   [ -n "$maxmemory" ] && echo "maxmemory ${maxmemory}"
-  [ -n "${REDIS_PASSWORD:-}" ] && echo "requirepass $(quoted "$REDIS_PASSWORD")"
+  # printf, not echo: dash's echo would undo the backslash escapes.
+  [ -n "${REDIS_PASSWORD:-}" ] && printf 'requirepass %s\n' "$(quoted "$REDIS_PASSWORD")"
   true
 } > "$conf"
 chown redis:redis "$conf" /data

@@ -344,3 +344,57 @@ def test_immutable_fields_refuse_set_unset_and_change(
             assert f"{field} is immutable" in out.stderr, out.stderr
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _secret(env: StackEnv, name: str, key: str, value: str) -> None:
+    import base64
+    import json
+
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": env.namespace},
+        "data": {key: base64.b64encode(value.encode()).decode()},
+    }
+    env.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def test_config_values_and_secret_values_end_to_end(stack_env: StackEnv) -> None:
+    """A password with spaces and quotes works; a line break in a redis.conf value is refused
+    naming the field; a Secret value Docker rejects (NUL) never reaches status, Events or
+    the log, though Docker's error text echoes it."""
+    import json
+
+    env = stack_env
+    password = "p a s s \"dq\" 'sq' back\\slash $HOME"
+    _secret(env, "pw-quotes", "password", password)
+    env.apply("quoted", env.spec("quoted", redis={"passwordSecretRef": {"name": "pw-quotes"}}))
+
+    injected = [{"name": "REDIS_LOGLEVEL", "value": "notice\nmaxmemory-policy allkeys-lru"}]
+    env.apply("inject", env.spec("inject", redis={"env": injected}))
+    cond = env.wait_condition("inject", "PreflightPassed", "False", reason="InvalidConfigValue")
+    assert cond["message"].startswith("spec.redis.env[REDIS_LOGLEVEL]"), cond
+    assert "maxmemory-policy" not in cond["message"]
+    assert env.containers("inject") == []
+
+    tag = uuid.uuid4().hex[:8]
+    leaked = f'nul\x00secret-{tag}\nline-two-{tag} "quoted-{tag}"'
+    _secret(env, "up-nul", "api-key", leaked)
+    env.apply("leak", env.spec("leak", upstream={"apiKeySecretRef": {"name": "up-nul"}}))
+    env.wait_condition("leak", "Degraded", "True", reason="DockerError", timeout=180)
+
+    env.wait_ready("quoted")
+    client = redis.Redis(
+        host="127.0.0.1", port=env.ports["quoted"]["redis"], password=password, socket_timeout=5
+    )
+    assert client.ping()
+
+    status = json.dumps(env.get("leak"))
+    events = json.dumps(env.events("leak"))
+    assert env.operator is not None
+    log = env.operator.log.read_text(errors="replace")
+    assert "[REDACTED]" in status + events + log, "Docker's echo was seen and scrubbed"
+    for piece in (f"secret-{tag}", f"line-two-{tag}", f"quoted-{tag}"):
+        assert piece not in status, piece
+        assert piece not in events, piece
+        assert piece not in log, piece

@@ -22,9 +22,10 @@ import re
 import threading
 
 MASK = "[REDACTED]"
-_MIN_PIECE = 4
-"""Pieces of a value shorter than this are not scrubbed on their own (they would mangle
-ordinary words); the whole value is scrubbed whatever its length."""
+_MIN_PIECE = 8
+"""Pieces of a value shorter than this (after trimming spaces) are not scrubbed on their own:
+they would mangle ordinary words (a piece " back" of a password masked "backend" in every
+log line). The whole value is scrubbed whatever its length."""
 
 _lock = threading.Lock()
 _values: set[str] = set()
@@ -37,7 +38,8 @@ def remember(value: str | bytes) -> None:
     if not text:
         return
     forms = {text, json.dumps(text)[1:-1], repr(text)[1:-1], text.encode("unicode_escape").decode()}
-    forms |= {p for p in re.split(r"[\x00-\x1f\"'\\]+", text) if len(p) >= _MIN_PIECE}
+    pieces = (p.strip() for p in re.split(r"[\x00-\x1f\"'\\]+", text))
+    forms |= {p for p in pieces if len(p) >= _MIN_PIECE}
     global _pattern
     with _lock:
         if forms <= _values:

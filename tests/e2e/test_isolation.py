@@ -381,7 +381,9 @@ def test_config_values_and_secret_values_end_to_end(stack_env: StackEnv) -> None
     leaked = f'nul\x00secret-{tag}\nline-two-{tag} "quoted-{tag}"'
     _secret(env, "up-nul", "api-key", leaked)
     env.apply("leak", env.spec("leak", upstream={"apiKeySecretRef": {"name": "up-nul"}}))
-    env.wait_condition("leak", "Degraded", "True", reason="DockerError", timeout=180)
+    degraded = env.wait_condition("leak", "Degraded", "True", reason="DockerError", timeout=180)
+    print(f"the leak stack's condition: {degraded['message']!r}")
+    assert "[REDACTED]" in degraded["message"], "Docker echoed the value; it is masked"
 
     env.wait_ready("quoted")
     client = redis.Redis(

@@ -37,7 +37,9 @@ def remember(value: str | bytes) -> None:
     text = value.decode(errors="replace") if isinstance(value, bytes) else value
     if not text:
         return
-    forms = {text, json.dumps(text)[1:-1], repr(text)[1:-1], text.encode("unicode_escape").decode()}
+    as_json = json.dumps(text)[1:-1]
+    as_go = re.sub(r"\\u00([0-9a-f]{2})", r"\\x\1", as_json)  # Go's %q (Docker, runc)
+    forms = {text, as_json, as_go, repr(text)[1:-1], text.encode("unicode_escape").decode()}
     pieces = (p.strip() for p in re.split(r"[\x00-\x1f\"'\\]+", text))
     forms |= {p for p in pieces if len(p) >= _MIN_PIECE}
     global _pattern

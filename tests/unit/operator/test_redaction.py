@@ -71,3 +71,16 @@ def test_short_pieces_do_not_mangle_ordinary_words() -> None:
         "Create backend: container missing"
     )
     assert redaction.MASK in redaction.scrub("REDIS_PASSWORD=p a s s back\\slash")
+
+
+def test_the_text_runc_gave_in_the_e2e_run_is_masked_whole() -> None:
+    """Seen in tests/e2e/test_isolation.py (Go %q escaping: \\x00, \\n, \\")."""
+    value = 'nul\x00secret-1234\nline-two-1234 "quoted-1234"'
+    redaction.remember(value)
+    docker_said = (
+        "error during container init: environment variable value can't contain null(\\x00): "
+        '"ANTHROPIC_API_KEY=nul\\x00secret-1234\\nline-two-1234 \\"quoted-1234\\"": unknown'
+    )
+    assert RuntimeOperationError(docker_said).message.endswith(
+        '"ANTHROPIC_API_KEY=[REDACTED]": unknown'
+    )

@@ -403,6 +403,17 @@ def test_schedule_fires_and_retention_keeps_the_newest_valid_backup(env: Env) ->
     deleted = [n for n in os.listdir(env.files("eps", valid).parent) if n != valid]
     assert not deleted, f"retention left files of deleted backups: {deleted}"
     env.kubectl("delete", "stackbackup", "eps-every10s", "-n", env.namespace)
+    # Deleting the schedule applied its retention one last time (issue 11): what it keeps is
+    # detached, so garbage collection does not take the object and leave its files behind.
+    meta = env.get("stackbackup", valid)["metadata"]
+    assert not meta.get("ownerReferences") and "kongmasker.io/schedule" not in meta.get(
+        "labels", {}
+    ), meta
+    assert (env.files("eps", valid) / "manifest.json").exists()
+    left = set(os.listdir(env.files("eps", valid).parent))
+    named = set(env.kubectl("get", "stackbackups", "-n", env.namespace, "-o",
+                            "jsonpath={.items[*].metadata.name}").stdout.split())  # fmt: skip
+    assert left <= named, f"files no StackBackup names: {left - named}"
 
 
 def test_backup_and_restore_through_s3_with_credentials_from_a_secret(

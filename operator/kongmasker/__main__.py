@@ -16,6 +16,7 @@ import sys
 import kopf
 
 import kongmasker.handlers  # noqa: F401  (registers the handlers)
+from kongmasker import redaction
 from kongmasker.config import Settings
 from kongmasker.handlers.lifecycle import build_deps
 
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.operator.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redaction.install_log_filter()  # Secret values never reach the log
+    if settings.monitor.webhook_url:  # it usually embeds a token (config.py)
+        redaction.remember(settings.monitor.webhook_url)
     # One line per probe request would drown the operator's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     port = settings.operator.liveness_port

@@ -119,6 +119,21 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Limits the operator's administrator sets on StackBackups (issue 11), in the spirit of
+    Velero's BackupStorageLocation: requesters choose within them, never outside."""
+
+    directory_roots: tuple[str, ...] = ("/var/lib/kongmasker/backups",)
+    """Absolute directories of the Docker hosts under which `storage.directory.path` may lie
+    (comma-separated). A path outside all of them, or with a `..` segment, is refused before
+    anything is written (a root helper container writes there)."""
+
+    min_schedule_interval: float = 300.0
+    """Shortest interval, in seconds, between two backups of a Schedule's cron; a cron that
+    fires more often is refused (spec.schedule.cron)."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means cluster-wide."""
@@ -128,6 +143,13 @@ class OperatorSettings:
 
     liveness_port: int = 0
     """Port of kopf's liveness endpoint on 127.0.0.1 (0 disables it)."""
+
+    id: str = ""
+    """Identity stamped on every Docker object this operator makes (label
+    kongmasker.io/operator-id); the start-up sweep and every repair touch only objects with
+    this identity, so several operators can share one engine. Empty: derived at start-up,
+    `kongmasker-operator.<POD_NAMESPACE>` in a cluster (the Deployment's namespace, from the
+    downward API), else `kongmasker-operator`. Changing it orphans the stacks made before."""
 
     max_workers: int = 512
     """Threads for kopf's sync handlers. Each stack holds two for as long as it exists (the
@@ -146,6 +168,7 @@ class Settings:
     docker: DockerSettings = field(default_factory=DockerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
 
     @classmethod
@@ -163,7 +186,24 @@ class Settings:
         if "LOG_LEVEL" in env and "KONGMASKER_OPERATOR_LOG_LEVEL" not in env:
             # The seed's scripts honour LOG_LEVEL; keep that habit.
             groups["operator"] = dataclasses.replace(groups["operator"], log_level=env["LOG_LEVEL"])
+        if not groups["operator"].id:
+            groups["operator"] = dataclasses.replace(
+                groups["operator"], id=default_operator_id(env)
+            )
         return cls(**groups)
+
+
+DEFAULT_OPERATOR_ID = "kongmasker-operator"
+
+
+def default_operator_id(env: Mapping[str, str]) -> str:
+    """`kongmasker-operator.<namespace>` for a Deployment (POD_NAMESPACE), else the bare name.
+
+    >>> default_operator_id({"POD_NAMESPACE": "kongmasker-system"})
+    'kongmasker-operator.kongmasker-system'
+    """
+    ns = env.get("POD_NAMESPACE", "").strip()
+    return f"{DEFAULT_OPERATOR_ID}.{ns}" if ns else DEFAULT_OPERATOR_ID
 
 
 def _override(group: Any, prefix: str, env: Mapping[str, str]) -> Any:

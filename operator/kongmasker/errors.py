@@ -14,10 +14,14 @@ at the adapter boundary so that core and handlers only ever see these.
         ├── InvalidSpec             the spec is semantically invalid beyond what CEL checks
         └── ContainerConflict       a container with our name belongs to something else
 
-Messages never contain secret values: they are shown in status, Events and logs.
+Messages never contain secret values: they are shown in status, Events and logs. Every
+message is scrubbed of the Secret values the operator has read (kongmasker/redaction.py), so
+an echo of one in a foreign error text (e.g. Docker's `REDIS_PASSWORD=...`) is masked.
 """
 
 from __future__ import annotations
+
+from kongmasker.redaction import scrub
 
 
 class KongMaskerError(Exception):
@@ -26,6 +30,7 @@ class KongMaskerError(Exception):
     reason: str = "Error"
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
+        message = scrub(message)
         super().__init__(message)
         self.message = message
         if reason is not None:

@@ -26,6 +26,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.support import REPO_ROOT, free_port, wait_until
 
+from kongmasker.api import naming
+
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 PART_OF = {"app.kubernetes.io/part-of": "kongmasker"}
 REDIS_PASSWORD = "e2e-stack-redis-pw"
@@ -226,7 +228,10 @@ class StackEnv:
         return out
 
     def container_name(self, name: str, component: str) -> str:
-        return f"km-{self.namespace}-{name}-{component}"
+        return naming.container_name(self.namespace, name, component)
+
+    def redis_volume(self, name: str) -> str:
+        return naming.redis_volume(self.namespace, name)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ from tests.support import REPO_ROOT, free_port, wait_until
 
 from kongmasker.adapters.docker import DockerRuntime
 from kongmasker.adapters.runtime import ContainerSpec
+from kongmasker.api import naming
 
 pytestmark = pytest.mark.e2e
 
@@ -174,7 +175,10 @@ def env(kubectl: Kubectl, kubeconfig: str, docker_host: str,
              "KONGMASKER_HEALTH_GATE_TIMEOUT": "120",
              # The masking canary (issue 5) writes mappings into the stacks' Redis: these
              # tests compare Redis contents key by key, so it is off here.
-             "KONGMASKER_MONITOR_CANARY_INTERVAL": "0"},
+             "KONGMASKER_MONITOR_CANARY_INTERVAL": "0",
+             # The operator's limits (issue 11): this run's directory, a 10 s schedule.
+             "KONGMASKER_BACKUP_DIRECTORY_ROOTS": f"{backups},/proc",
+             "KONGMASKER_BACKUP_MIN_SCHEDULE_INTERVAL": "5"},
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
     )  # fmt: skip
     e = Env(kubectl, runtime, namespace, backups, f"http://127.0.0.1:{mock_port}")
@@ -197,7 +201,7 @@ def env(kubectl: Kubectl, kubeconfig: str, docker_host: str,
         for info in runtime.list_containers({"kongmasker.io/stack-namespace": namespace}):
             runtime.remove_container(info.id, force=True)
         for stack in e.stacks:
-            runtime.remove_volume(f"km-{namespace}-{stack}-redis")
+            runtime.remove_volume(naming.redis_volume(namespace, stack))
         runtime.close()
 
 
@@ -399,6 +403,17 @@ def test_schedule_fires_and_retention_keeps_the_newest_valid_backup(env: Env) ->
     deleted = [n for n in os.listdir(env.files("eps", valid).parent) if n != valid]
     assert not deleted, f"retention left files of deleted backups: {deleted}"
     env.kubectl("delete", "stackbackup", "eps-every10s", "-n", env.namespace)
+    # Deleting the schedule applied its retention one last time (issue 11): what it keeps is
+    # detached, so garbage collection does not take the object and leave its files behind.
+    meta = env.get("stackbackup", valid)["metadata"]
+    assert not meta.get("ownerReferences") and "kongmasker.io/schedule" not in meta.get(
+        "labels", {}
+    ), meta
+    assert (env.files("eps", valid) / "manifest.json").exists()
+    left = set(os.listdir(env.files("eps", valid).parent))
+    named = set(env.kubectl("get", "stackbackups", "-n", env.namespace, "-o",
+                            "jsonpath={.items[*].metadata.name}").stdout.split())  # fmt: skip
+    assert left <= named, f"files no StackBackup names: {left - named}"
 
 
 def test_backup_and_restore_through_s3_with_credentials_from_a_secret(
@@ -432,3 +447,78 @@ def test_backup_and_restore_through_s3_with_credentials_from_a_secret(
         assert status["phase"] == "Restored", status
         env.wait_ready("zeta", timeout=120)
         assert snapshot_keys(env.redis("zeta")) == before
+
+
+def _ready_stack(env: Env, name: str) -> None:
+    if name not in env.stacks:
+        env.create_stack(name)
+    env.wait_ready(name)
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_an_older_backup_replayed_under_a_newer_name_is_refused(env: Env, signed: bool) -> None:
+    """Issue 11: the manifest binds the backup's identity; copying an older backup's files
+    under a newer backup's name must not restore the old data as the new backup."""
+    import shutil
+
+    _ready_stack(env, "replay")
+    r = env.redis("replay")
+    tag = "s" if signed else "u"
+    extra: dict[str, Any] = {"signingSecretRef": {"name": "signing"}} if signed else {}
+    old, new = f"replay-{tag}-old", f"replay-{tag}-new"
+    r.set("replay:state", "old")
+    env.backup(old, "replay", **extra)
+    assert env.wait_phase(old, ("Validated", "Invalid", "Failed"))["phase"] == "Validated"
+    r.set("replay:state", "new")
+    env.backup(new, "replay", **extra)
+    assert env.wait_phase(new, ("Validated", "Invalid", "Failed"))["phase"] == "Validated"
+
+    # The attack: the older backup's files (a genuine signature included) in the newer one's place.
+    shutil.rmtree(env.files("replay", new))
+    shutil.copytree(env.files("replay", old), env.files("replay", new))
+    env.restore(f"replay-{tag}-r", "replay", new)
+    status = env.wait_phase(f"replay-{tag}-r", ("Restored", "Failed", "Invalid"))
+    assert status["phase"] == "Invalid", status
+    assert "IdentityMismatch" in status["failureReason"] or "IdentityMismatch" in json.dumps(
+        status["conditions"]
+    ), status
+    assert old in status["failureReason"]
+    assert env.status(new)["phase"] == "Invalid"
+    assert env.status(new)["validation"]["reason"] == "IdentityMismatch"
+    assert r.get("replay:state") == b"new", "nothing was restored"
+
+
+def test_directory_outside_the_roots_is_refused_and_nothing_is_written(env: Env) -> None:
+    _ready_stack(env, "replay")
+    tag = uuid.uuid4().hex[:6]
+    outside = Path(f"/tmp/km-outside-{tag}")
+    escape = env.backups.parent / f"km-escape-{tag}"
+    for name, path in (
+        (f"out-{tag}", str(outside)),
+        (f"dotdot-{tag}", f"{env.backups}/../km-escape-{tag}"),
+    ):
+        env.backup(name, "replay", storage={"directory": {"path": path}})
+        status = env.wait_phase(name, ("Validated", "Completed", "Invalid", "Failed"))
+        assert status["phase"] == "Failed", status
+        reasons = {c["reason"] for c in status["conditions"]}
+        assert "DirectoryNotAllowed" in reasons, status
+        assert "spec.storage.directory.path" in status["failureReason"]
+    assert not outside.exists() and not escape.exists(), "nothing may appear on the host"
+
+
+def test_a_schedule_below_the_minimum_interval_is_refused(env: Env) -> None:
+    name = f"often-{uuid.uuid4().hex[:6]}"
+    env.apply({"apiVersion": "kongmasker.io/v1alpha1", "kind": "StackBackup",
+               "metadata": {"name": name},
+               "spec": {"stackRef": {"name": "replay"}, "type": "Schedule",
+                        "schedule": {"cron": "* * * * * */2"},
+                        "storage": {"directory": {"path": str(env.backups)}}}})  # fmt: skip
+    status = env.wait_phase(name, ("Failed", "Scheduled"), timeout=60)
+    assert status["phase"] == "Failed", status
+    assert "spec.schedule.cron" in status["failureReason"]
+    assert "ScheduleTooFrequent" in json.dumps(status["conditions"])
+    children = env.kubectl("get", "stackbackups", "-n", env.namespace, "-l",
+                           f"kongmasker.io/schedule={name}", "-o", "name").stdout  # fmt: skip
+    assert children.strip() == ""
+    # A deleted schedule goes (its finalizer is released by the operator).
+    env.kubectl("delete", "stackbackup", name, "-n", env.namespace, "--timeout=60s")

@@ -27,6 +27,7 @@ from tests.support import REPO_ROOT, free_port, wait_until
 
 from kongmasker.adapters.docker import DockerRuntime
 from kongmasker.adapters.runtime import ContainerSpec
+from kongmasker.api import naming
 
 pytestmark = pytest.mark.e2e
 
@@ -78,6 +79,7 @@ def host_env(
             "DOCKER_HOST": "unix:///var/run/docker.sock",
             "KONGMASKER_HEALTH_GATE_TIMEOUT": "120",
             "KONGMASKER_MONITOR_CANARY_INTERVAL": "0",  # the test compares Redis key by key
+            "KONGMASKER_BACKUP_DIRECTORY_ROOTS": str(tmp / "backups"),  # the operator's limit
         },
         volumes={
             str(flat): {"bind": "/etc/kongmasker/kubeconfig", "mode": "ro"},
@@ -114,7 +116,7 @@ def host_env(
         for info in runtime.list_containers({"kongmasker.io/stack-namespace": namespace}):
             runtime.remove_container(info.id, force=True)
         for stack in env.stacks:
-            runtime.remove_volume(f"km-{namespace}-{stack}-redis")
+            runtime.remove_volume(naming.redis_volume(namespace, stack))
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         runtime.close()
         client.close()

@@ -143,7 +143,7 @@ def test_delete_stops_in_reverse_order_and_keeps_redis_data(stack_env: StackEnv)
     env.delete("keep")
     assert dies.stop() == ["backend", "nginx", "kong", "redis"]
     assert env.containers("keep") == []
-    volumes = env.client.volumes.list(filters={"name": f"km-{env.namespace}-keep-redis"})
+    volumes = env.client.volumes.list(filters={"name": env.redis_volume("keep")})
     assert volumes, "the Redis volume must be kept"
     stopped = [e["message"] for e in env.events("keep") if e["reason"] == "Stopped"]
     assert any("Redis saved (LASTSAVE" in m for m in stopped), stopped

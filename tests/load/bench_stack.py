@@ -42,6 +42,7 @@ from tests.support import free_port, wait_until  # noqa: E402
 
 from kongmasker.adapters.docker import DockerRuntime  # noqa: E402
 from kongmasker.adapters.probes import NetProbes  # noqa: E402
+from kongmasker.api import naming  # noqa: E402
 from kongmasker.api.spec import StackSpec  # noqa: E402
 from kongmasker.api.vocabulary import START_ORDER  # noqa: E402
 from kongmasker.config import Settings  # noqa: E402
@@ -315,7 +316,10 @@ def main() -> None:
         ):
             v.remove(force=True)
         for v in client.volumes.list():
-            if v.name.startswith(("km-bench-floor", "compose")) or "_compose" in v.name:
+            if (
+                v.name.startswith((naming.stack_prefix("bench", "floor"), "compose"))
+                or "_compose" in v.name
+            ):
                 v.remove(force=True)
         shutil.rmtree(workdir, ignore_errors=True)
     print(

@@ -28,6 +28,10 @@ class BackupApi(Protocol):
 
     def delete_backup(self, namespace: str, name: str) -> None: ...
 
+    def detach_backup(self, namespace: str, name: str, label: str) -> None:
+        """Drop the owner references and the `label` of a backup (it outlives its schedule)."""
+        ...
+
     def patch_backup_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
 
 
@@ -81,6 +85,16 @@ class KubeBackupApi:
         except ApiException as exc:
             if exc.status != 404:
                 raise _transient("deleting", namespace, name, exc) from exc
+
+    def detach_backup(self, namespace: str, name: str, label: str) -> None:
+        patch = {"metadata": {"ownerReferences": None, "labels": {label: None}}}
+        try:
+            self._custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, BACKUP_PLURAL, name, patch
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _transient("detaching", namespace, name, exc) from exc
 
     def patch_backup_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

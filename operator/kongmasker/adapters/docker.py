@@ -3,6 +3,13 @@
 Docker SDK and requests errors are translated here into kongmasker.errors:
 connection problems -> RuntimeUnavailable, 404 -> NotFound, other API errors ->
 RuntimeOperationError. Nothing foreign escapes this module.
+
+Operator identity (issue 11): every container, volume and network this client creates gets
+the label kongmasker.io/operator-id=<owner>; listings and event streams are filtered by it,
+and stop/remove of a container or volume another operator made is refused here, so no
+caller (start-up sweep, repair, delete) can touch another operator's objects on a shared
+engine. Objects without the label were made before identities existed: they may be
+removed (the migration to the current names does that), never listed.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from kongmasker.adapters.runtime import (
     ExecResult,
     RuntimeEvent,
 )
+from kongmasker.api.vocabulary import LABEL_OPERATOR
+from kongmasker.config import DEFAULT_OPERATOR_ID
 from kongmasker.errors import NotFound, RuntimeOperationError, RuntimeUnavailable
 
 TLS_API_VERSION = "1.41"
@@ -87,17 +96,25 @@ def _explain(exc: docker.errors.APIError) -> str:
 class DockerRuntime:
     """A Runtime backed by one Docker engine (docker SDK, API 1.41+)."""
 
-    def __init__(self, client: docker.DockerClient, url: str) -> None:
+    def __init__(
+        self, client: docker.DockerClient, url: str, owner: str = DEFAULT_OPERATOR_ID
+    ) -> None:
         self._client = client
         self._api = client.api
         self.url = url
+        self.owner = owner
         self._data_root: str | None = None
         # Containers this client stopped or removed, and when: their `die` events are ours.
         self._requested: dict[str, float] = {}
 
     @classmethod
     def connect(
-        cls, url: str = "", *, tls_files: Mapping[str, bytes] | None = None, timeout: float = 60
+        cls,
+        url: str = "",
+        *,
+        tls_files: Mapping[str, bytes] | None = None,
+        timeout: float = 60,
+        owner: str = DEFAULT_OPERATOR_ID,
     ) -> DockerRuntime:
         """Client for `url` (empty: DOCKER_HOST, then the local socket). `tls_files` holds
         ca.pem, cert.pem and key.pem contents for a TCP engine with TLS."""
@@ -107,7 +124,7 @@ class DockerRuntime:
                 client = docker.DockerClient(base_url=url, timeout=int(timeout))
             except docker.errors.DockerException as exc:
                 raise RuntimeUnavailable(f"cannot create a Docker client for {url}: {exc}") from exc
-            return cls(client, url)
+            return cls(client, url, owner)
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment override the
         # session's CA, so the engine's CA from the Secret would be ignored wherever they are set
         # (common in corporate images): the client must not trust the environment. The API
@@ -122,7 +139,7 @@ class DockerRuntime:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             client.close()
             raise RuntimeUnavailable(f"cannot reach the Docker engine at {url}: {exc}") from exc
-        return cls(client, url)
+        return cls(client, url, owner)
 
     def close(self) -> None:
         self._client.close()
@@ -155,7 +172,7 @@ class DockerRuntime:
 
     @_mapped
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        filters = {"label": self._label_filter(labels)}
         found = self._api.containers(all=True, filters=filters)
         out = []
         for summary in found:
@@ -196,7 +213,7 @@ class DockerRuntime:
             command=list(spec.command) if spec.command else None,
             entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
             environment=dict(spec.env),
-            labels=dict(spec.labels),
+            labels={**spec.labels, LABEL_OPERATOR: self.owner},
             ports=list(spec.published_ports) or None,  # ints: docker-py appends "/tcp"
             host_config=host_config,
             networking_config=networking,
@@ -216,18 +233,19 @@ class DockerRuntime:
     def start_container(self, container_id: str) -> None:
         # Started again: its next exit is not one this client asked for.
         self._requested.pop(container_id, None)
+        self._own(container_id)
         self._api.start(container_id)
 
     @_mapped
     def stop_container(self, container_id: str, timeout: int | None = None) -> None:
         # The signal is the container's own StopSignal (set at create): API 1.41 ignores one
         # given at stop time. The HTTP timeout must outlast the grace period.
-        self._mark_requested(container_id)
+        self._mark_requested(container_id)  # refuses another operator's container
         self._api.stop(container_id, timeout=timeout)
 
     @_mapped
     def remove_container(self, container_id: str, force: bool = False) -> None:
-        self._mark_requested(container_id)
+        self._mark_requested(container_id)  # refuses another operator's container
         try:
             self._api.remove_container(container_id, force=force)
         except docker.errors.NotFound:
@@ -235,12 +253,34 @@ class DockerRuntime:
 
     @_mapped
     def rename_container(self, container_id: str, new_name: str) -> None:
+        self._own(container_id)
         self._api.rename(container_id, new_name)
 
     @_mapped
     def set_auto_restart(self, container_id: str, enabled: bool) -> None:
         policy = {"Name": "unless-stopped" if enabled else "no"}
+        self._own(container_id)
         self._api.update_container(container_id, restart_policy=policy)
+
+    def _label_filter(self, labels: Mapping[str, str]) -> list[str]:
+        return [f"{k}={v}" for k, v in {**labels, LABEL_OPERATOR: self.owner}.items()]
+
+    def _refuse_foreign(self, kind: str, name: str, labels: Mapping[str, str] | None) -> None:
+        other = (labels or {}).get(LABEL_OPERATOR)
+        if other and other != self.owner:
+            raise RuntimeOperationError(
+                f"{kind} {name} belongs to operator {other!r}, not to this one "
+                f"({self.owner!r}); left alone"
+            )
+
+    def _own(self, container_id: str) -> None:
+        """Refuse to act on another operator's container (a missing one: the call says so)."""
+        info = None
+        with contextlib.suppress(docker.errors.DockerException):
+            info = self._api.inspect_container(container_id)
+        self._refuse_foreign(
+            "container", container_id, ((info or {}).get("Config") or {}).get("Labels")
+        )
 
     def _mark_requested(self, container_id: str) -> None:
         now = time.monotonic()
@@ -248,6 +288,9 @@ class DockerRuntime:
         # Events name the full id; callers may pass a name or a short id.
         with contextlib.suppress(docker.errors.DockerException):
             info = self._api.inspect_container(container_id)
+        self._refuse_foreign(
+            "container", container_id, ((info or {}).get("Config") or {}).get("Labels")
+        )
         full = str((info or {}).get("Id") or container_id)
         self._requested = {
             cid: at for cid, at in self._requested.items() if now - at < REQUESTED_MEMORY
@@ -262,6 +305,7 @@ class DockerRuntime:
     def exec(
         self, container_id: str, command: list[str], env: Mapping[str, str] | None = None
     ) -> ExecResult:
+        self._own(container_id)
         exec_id = self._api.exec_create(container_id, command, environment=dict(env or {}))
         output = self._api.exec_start(exec_id)
         code = self._api.exec_inspect(exec_id).get("ExitCode")
@@ -278,6 +322,7 @@ class DockerRuntime:
             entry.mtime = int(time.time())
             tar.addfile(entry, io.BytesIO(content))
         # Extracting at / creates missing parent directories, unlike a put into the parent.
+        self._own(container_id)
         self._api.put_archive(container_id, "/", buf.getvalue())
 
     @_mapped
@@ -326,7 +371,7 @@ class DockerRuntime:
     def events(
         self, labels: Mapping[str, str], since: float, until: float
     ) -> Iterator[RuntimeEvent]:
-        filters = {"type": ["container"], "label": [f"{k}={v}" for k, v in labels.items()]}
+        filters = {"type": ["container"], "label": self._label_filter(labels)}
         try:
             stream = self._api.events(since=since, until=until, filters=filters, decode=True)
             for raw in stream:
@@ -352,7 +397,9 @@ class DockerRuntime:
         if self._api.networks(names=[name]):
             return
         try:
-            self._api.create_network(name, driver="bridge", labels=dict(labels))
+            self._api.create_network(
+                name, driver="bridge", labels={**labels, LABEL_OPERATOR: self.owner}
+            )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # created concurrently: fine
                 raise
@@ -362,11 +409,19 @@ class DockerRuntime:
         try:
             self._api.inspect_volume(name)
         except docker.errors.NotFound:
-            self._api.create_volume(name, labels=dict(labels))
+            self._api.create_volume(name, labels={**labels, LABEL_OPERATOR: self.owner})
+
+    @_mapped
+    def volume_labels(self, name: str) -> Mapping[str, str] | None:
+        try:
+            return dict(self._api.inspect_volume(name).get("Labels") or {})
+        except docker.errors.NotFound:
+            return None
 
     @_mapped
     def remove_volume(self, name: str) -> None:
         try:
+            self._refuse_foreign("volume", name, self._api.inspect_volume(name).get("Labels"))
             self._api.remove_volume(name)
         except docker.errors.NotFound:
             return

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from kongmasker import redaction
 from kongmasker.api.vocabulary import GROUP, PLURAL, VERSION
 from kongmasker.errors import NotFound, TransientError
 
@@ -52,6 +53,8 @@ class KubeClient:
         out = {k: base64.b64decode(v) for k, v in data.items()}
         for k, v in (secret.string_data or {}).items():
             out[k] = v.encode()
+        for value in out.values():
+            redaction.remember(value)  # before any of it can be echoed in an error
         return out
 
     def get_stack(self, namespace: str, name: str) -> dict[str, Any] | None:

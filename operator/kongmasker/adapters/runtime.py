@@ -115,6 +115,10 @@ class EngineInfo:
 class Runtime(Protocol):
     """A container engine on one host."""
 
+    owner: str
+    """Identity of the operator instance this client acts for (label kongmasker.io/operator-id
+    on what it creates; listings and removals are limited to it)."""
+
     def info(self) -> EngineInfo:
         """Version and disk facts; raises RuntimeUnavailable if the engine does not answer."""
         ...
@@ -168,6 +172,10 @@ class Runtime(Protocol):
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    def volume_labels(self, name: str) -> Mapping[str, str] | None:
+        """The labels of a volume, or None if it does not exist."""
+        ...
 
     def remove_volume(self, name: str) -> None: ...
 

@@ -29,6 +29,10 @@ LABEL_STACK_NAMESPACE: Final = f"{GROUP}/stack-namespace"
 LABEL_COMPONENT: Final = f"{GROUP}/component"
 LABEL_SPEC_HASH: Final = f"{GROUP}/spec-hash"
 """Hash of everything baked into the container at creation (image, env, ports, limits)."""
+LABEL_OPERATOR: Final = f"{GROUP}/operator-id"
+"""Identity of the operator instance that made the Docker object (settings.operator.id);
+stamped, filtered and enforced by the Docker adapter, so an operator sees and touches only
+its own objects on an engine it shares with others."""
 
 
 class Component(StrEnum):
@@ -120,6 +124,12 @@ class Reason(StrEnum):
     DISK_LOW = "InsufficientDisk"
     IMAGE_MISSING = "ImageMissing"
     INVALID_SPEC = "InvalidSpec"
+    FOREIGN_VOLUME = "ForeignVolume"
+    """spec.redis.persistence.volumeName names a volume not made for this stack."""
+    MIGRATED = "Migrated"
+    INVALID_CONFIG_VALUE = "InvalidConfigValue"
+    """A value that would be written into a configuration file cannot be represented there."""
+    """Containers and volume of the previous naming scheme moved to the current names."""
     # MaskingVerified (the masking canary)
     CANARY_PASSED = "CanaryPassed"
     IDENTIFIER_LEAKED = "UnmaskedIdentifierSeen"

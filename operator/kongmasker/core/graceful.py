@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from kongmasker.adapters.probes import Probes
 from kongmasker.adapters.runtime import ContainerInfo, Runtime
+from kongmasker.api import naming
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import START_ORDER, Component
 from kongmasker.config import Settings
@@ -43,7 +44,7 @@ from kongmasker.errors import (
 
 log = logging.getLogger(__name__)
 
-SURGE_SUFFIX = "-surge"
+SURGE_SUFFIX = naming.SURGE_SUFFIX
 DATAPLANE_READY_FILE = "/tmp/kongmasker-ready"
 READY_FILES: dict[Component, str] = {
     Component.KONG: DATAPLANE_READY_FILE,
@@ -56,8 +57,7 @@ SKIPPED = "not running"
 """Start of the note of a component that was not running (the reconcile creates/starts it)."""
 
 
-def surge_name(name: str) -> str:
-    return name + SURGE_SUFFIX
+surge_name = naming.surge_name
 
 
 def supported(spec: StackSpec) -> str | None:

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from kongmasker.adapters.kube import SecretReader
 from kongmasker.adapters.runtime import EngineInfo, Runtime
 from kongmasker.api.spec import StackSpec
-from kongmasker.api.vocabulary import Component, Reason
+from kongmasker.api.vocabulary import (
+    LABEL_OPERATOR,
+    LABEL_STACK_NAME,
+    LABEL_STACK_NAMESPACE,
+    Component,
+    Reason,
+)
 from kongmasker.config import Settings
-from kongmasker.core.render import Desired
+from kongmasker.core.render import Desired, StackRef
 from kongmasker.core.stack import Observed
 from kongmasker.errors import NotFound, PreflightFailed, RuntimeUnavailable
 
@@ -102,6 +108,33 @@ def ports(runtime: Runtime, spec: StackSpec, observed: Mapping[Component, Observ
             "or choose other ports",
             reason=Reason.PORT_IN_USE,
         )
+
+
+def volume(runtime: Runtime, ref: StackRef, spec: StackSpec) -> None:
+    """The Redis volume must be one made for this stack (issue 11): absent (it is created,
+    labelled with the stack's namespace, name and uid) or labelled for this namespace/name
+    (a re-created stack finds its data again). Anything else - another stack's volume, a
+    volume made by hand - would hand this stack someone else's mappings: refused."""
+    name = ref.redis_volume(spec)
+    labels = runtime.volume_labels(name)
+    if labels is None:
+        return
+    owner_ns, owner_name = labels.get(LABEL_STACK_NAMESPACE), labels.get(LABEL_STACK_NAME)
+    operator = labels.get(LABEL_OPERATOR)
+    if operator and operator != runtime.owner:
+        whose = f"it belongs to operator {operator!r} (this one is {runtime.owner!r})"
+    elif (owner_ns, owner_name) == (ref.namespace, ref.name):
+        return
+    elif owner_ns and owner_name:
+        whose = f"it belongs to stack {owner_ns}/{owner_name}"
+    else:
+        whose = "it was not made by the operator for this stack"
+    raise PreflightFailed(
+        f"spec.redis.persistence.volumeName: volume {name} cannot be used, {whose}; a stack "
+        "uses only volumes made for it: remove volumeName (the stack gets its own) or name a "
+        "volume that does not exist yet",
+        reason=Reason.FOREIGN_VOLUME,
+    )
 
 
 def disk(info: EngineInfo, settings: Settings) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +35,9 @@ from kongmasker.api.vocabulary import (
 from kongmasker.config import Settings
 from kongmasker.core import graceful, preflight
 from kongmasker.core import status as st
+from kongmasker.core.confvalues import check_redis_env
 from kongmasker.core.health import Health
+from kongmasker.core.migrate import migrate_legacy
 from kongmasker.core.recovery import dependents
 from kongmasker.core.render import StackRef, endpoints, render_stack
 from kongmasker.core.stack import (
@@ -45,6 +47,7 @@ from kongmasker.core.stack import (
     Observed,
     observe,
     plan,
+    stop_component,
     stop_stack,
 )
 from kongmasker.errors import (
@@ -136,8 +139,11 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
         secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
         grace = deps.settings.stop.grace_seconds
         desired = render_stack(ref, spec, secrets, grace)
-        observed = observe(runtime, ref, desired)
+        check_redis_env(desired[Component.REDIS].container.env, dict(spec.redis.env))
         preflight.images(runtime, desired)
+        preflight.volume(runtime, ref, spec)
+        migrated = migrate_legacy(runtime, ref, spec, _stopper(runtime, spec, secrets, deps))
+        observed = observe(runtime, ref, desired)
         preflight.ports(runtime, spec, observed)
         disk_note = preflight.disk(engine, deps.settings)
     except PreflightFailed as exc:
@@ -150,7 +156,22 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
     assert runtime is not None
     note = f"Docker {engine.version}; Secrets present; images present; ports free; {disk_note}"
     run = _Run(obj, deps, spec, runtime, secrets, observed)
+    if migrated:
+        run.events.append(
+            st.EventNote(Reason.MIGRATED, "moved to collision-free names: " + "; ".join(migrated))
+        )
     return run.converge(desired, note, engine.version)
+
+
+def _stopper(
+    runtime: Runtime, spec: StackSpec, secrets: Mapping[str, str], deps: Deps
+) -> Callable[[Component, str], str]:
+    def stop(comp: Component, container_id: str) -> str:
+        return stop_component(
+            comp, container_id, spec, runtime, deps.probes, secrets, deps.settings
+        )
+
+    return stop
 
 
 class _Run:

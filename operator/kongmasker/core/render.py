@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from kongmasker.adapters.runtime import ContainerSpec
+from kongmasker.api import naming
 from kongmasker.api.spec import ComponentSpec, StackSpec
 from kongmasker.api.vocabulary import (
     LABEL_COMPONENT,
@@ -56,11 +57,11 @@ class StackRef:
     uid: str
 
     def container_name(self, component: Component) -> str:
-        return f"km-{self.namespace}-{self.name}-{component}"
+        return naming.container_name(self.namespace, self.name, str(component))
 
     def redis_volume(self, spec: StackSpec) -> str:
         # Named after namespace/name, not the UID: a re-created stack finds its data again.
-        return spec.redis.persistence.volume_name or f"km-{self.namespace}-{self.name}-redis"
+        return spec.redis.persistence.volume_name or naming.redis_volume(self.namespace, self.name)
 
     def stack_labels(self) -> dict[str, str]:
         """Labels that select every container of this stack incarnation."""
@@ -73,6 +74,12 @@ class StackRef:
             LABEL_STACK_NAMESPACE: self.namespace,
             LABEL_STACK_NAME: self.name,
         }
+
+
+def volume_labels(ref: StackRef) -> dict[str, str]:
+    """Labels of a volume made for this stack: namespace/name (a re-created stack of the same
+    namespace/name may use it again) and the uid of the incarnation that made it."""
+    return {**ref.name_labels(), LABEL_STACK_UID: ref.uid}
 
 
 @dataclass(frozen=True)

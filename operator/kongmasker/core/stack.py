@@ -17,6 +17,7 @@ from typing import Any
 
 from kongmasker.adapters.probes import ProbeFailed, Probes
 from kongmasker.adapters.runtime import ContainerInfo, Runtime
+from kongmasker.api import naming
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import (
     DEPENDS_ON,
@@ -29,7 +30,7 @@ from kongmasker.api.vocabulary import (
 )
 from kongmasker.config import Settings
 from kongmasker.core import health as gates
-from kongmasker.core.render import Desired, StackRef
+from kongmasker.core.render import Desired, StackRef, volume_labels
 from kongmasker.errors import (
     ConfigApplyFailed,
     HealthGateTimeout,
@@ -159,7 +160,7 @@ def _main_action(want: Desired, have: Observed) -> Action | None:
         return Action(ActionKind.RECREATE, comp, "container spec changed", c.id)
     if c.image != want.container.image:
         return Action(ActionKind.RECREATE, comp, f"running image {c.image}", c.id)
-    if c.name == want.container.name + "-surge" and c.running:
+    if c.name == naming.surge_name(want.container.name) and c.running:
         # The old container is gone, its replacement runs: only the rename was left to do.
         why = f"finish an interrupted handover: rename {c.name}"
         return Action(ActionKind.RENAME, comp, why, c.id)
@@ -300,7 +301,7 @@ class Executor:
         if want.container.network_mode != "host":
             self.runtime.ensure_network(want.container.network_mode, labels)
         for volume in want.container.volumes:
-            self.runtime.ensure_volume(volume, labels)
+            self.runtime.ensure_volume(volume, volume_labels(self.ref))
 
     def _stop_one(self, comp: Component, container_id: str) -> None:
         stop_component(

@@ -6,7 +6,8 @@
                  and holds the stack's reconcile lock while the stack's data is swapped.
 * type Schedule: a timer; each tick creates the due backup and applies retention.
 
-No finalizer: deleting a StackBackup keeps its files (retention deletes both).
+No finalizer on Backups: deleting one keeps its files (retention deletes both). Schedules
+have one: a deleted Schedule applies its retention one last time (core schedule_deleted).
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def restore(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(exc.message, delay=exc.delay) from exc
     except NotFound:
         return
+
+
+@kopf.on.delete(GROUP, VERSION, BACKUP_PLURAL, when=_is(BackupType.SCHEDULE))
+def schedule_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A deleted Schedule applies its retention one last time (files included)."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        _post(body, core.schedule_deleted(core.BackupObject.from_body(body), _deps(memo), now))
+    except TransientError as exc:
+        raise kopf.TemporaryError(exc.message, delay=exc.delay) from exc
 
 
 @kopf.timer(

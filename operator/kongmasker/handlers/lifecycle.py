@@ -27,8 +27,9 @@ KOPF_PREFIX = f"kopf.{GROUP}"
 class RuntimeCache:
     """One Docker client per (engine URL, TLS material): clients are reused across stacks."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, owner: str) -> None:
         self._timeout = timeout
+        self._owner = owner
         self._clients: dict[tuple[str, int], DockerRuntime] = {}
         self._lock = threading.Lock()
 
@@ -37,7 +38,7 @@ class RuntimeCache:
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = DockerRuntime.connect(
-                    url, tls_files=tls_files, timeout=self._timeout
+                    url, tls_files=tls_files, timeout=self._timeout, owner=self._owner
                 )
             return self._clients[key]
 
@@ -46,7 +47,7 @@ def build_deps(settings: Settings) -> Deps:
     """The real adapters, built once."""
     kube = KubeClient()
     return Deps(
-        runtime_for=RuntimeCache(settings.docker.timeout),
+        runtime_for=RuntimeCache(settings.docker.timeout, settings.operator.id),
         probes=NetProbes(settings.health.probe_timeout),
         secrets=kube,
         status=kube,

@@ -43,6 +43,11 @@ class FakeApi:
     def delete_backup(self, namespace: str, name: str) -> None:
         self.objects.pop(name, None)
 
+    def detach_backup(self, namespace: str, name: str, label: str) -> None:
+        meta = self.objects[name]["metadata"]
+        meta.pop("ownerReferences", None)
+        meta.get("labels", {}).pop(label, None)
+
     def patch_backup_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         if name not in self.objects:
             raise NotFound(name)

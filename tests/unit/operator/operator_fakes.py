@@ -18,6 +18,9 @@ from kongmasker.adapters.runtime import (
     ExecResult,
     RuntimeEvent,
 )
+from kongmasker.api.vocabulary import LABEL_OPERATOR
+from kongmasker.config import DEFAULT_OPERATOR_ID
+from kongmasker.errors import RuntimeOperationError
 
 SPEC = {
     "upstream": {"url": "http://127.0.0.1:18090", "apiKeySecretRef": {"name": "up", "key": "k"}},
@@ -27,7 +30,13 @@ SECRETS = {"REDIS_PASSWORD": "s3cret-redis", "ANTHROPIC_API_KEY": "s3cret-upstre
 
 
 class FakeRuntime:
-    def __init__(self) -> None:
+    """In-memory engine. Owner semantics as strict as adapters/docker.py: what it creates
+    carries the operator-id label, listings show only its own, and stop/remove of another
+    operator's container or volume is refused."""
+
+    def __init__(self, owner: str = DEFAULT_OPERATOR_ID) -> None:
+        self.owner = owner
+        self.volumes: dict[str, dict[str, str]] = {}
         self.containers: dict[str, ContainerInfo] = {}
         self.files: dict[tuple[str, str], bytes] = {}
         self.log: list[tuple[str, str]] = []
@@ -46,8 +55,13 @@ class FakeRuntime:
         return [
             c
             for c in self.containers.values()
-            if all(c.labels.get(k) == v for k, v in labels.items())
+            if all(c.labels.get(k) == v for k, v in {**labels, LABEL_OPERATOR: self.owner}.items())
         ]
+
+    def _refuse_foreign(self, labels: Mapping[str, str]) -> None:
+        other = labels.get(LABEL_OPERATOR)
+        if other and other != self.owner:
+            raise RuntimeOperationError(f"belongs to operator {other!r}; left alone")
 
     def _find(self, name_or_id: str) -> ContainerInfo | None:
         for c in self.containers.values():
@@ -60,7 +74,10 @@ class FakeRuntime:
 
     def create_container(self, spec: ContainerSpec) -> ContainerInfo:
         cid = f"c{next(self._ids):04d}"
-        info = ContainerInfo(cid, spec.name, spec.image, dict(spec.labels), "created")
+        if self._find(spec.name) is not None:
+            raise RuntimeOperationError(f"Conflict. The container name {spec.name} is in use")
+        labels = {**spec.labels, LABEL_OPERATOR: self.owner}
+        info = ContainerInfo(cid, spec.name, spec.image, labels, "created")
         self.containers[cid] = info
         for path, content in spec.files.items():
             self.files[(cid, path)] = content
@@ -77,12 +94,14 @@ class FakeRuntime:
         self.log.append(("start", self._find(container_id).name))  # type: ignore[union-attr]
 
     def stop_container(self, container_id: str, timeout: int | None = None) -> None:
+        self._refuse_foreign(self._find(container_id).labels)  # type: ignore[union-attr]
         self._set(container_id, "exited")
         self.log.append(("stop", self._find(container_id).name))  # type: ignore[union-attr]
 
     def remove_container(self, container_id: str, force: bool = False) -> None:
         c = self._find(container_id)
         if c is not None:
+            self._refuse_foreign(c.labels)
             del self.containers[c.id]
             self.log.append(("remove", c.name))
 
@@ -133,9 +152,15 @@ class FakeRuntime:
         self.log.append(("network", name))
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        self.volumes.setdefault(name, {**labels, LABEL_OPERATOR: self.owner})
         self.log.append(("volume", name))
 
+    def volume_labels(self, name: str) -> Mapping[str, str] | None:
+        return self.volumes.get(name)
+
     def remove_volume(self, name: str) -> None:
+        self._refuse_foreign(self.volumes.get(name) or {})
+        self.volumes.pop(name, None)
         self.log.append(("rmvolume", name))
 
     def host_port_free(self, address: str, port: int) -> bool | None:

@@ -12,6 +12,7 @@ from tests.support import REPO_ROOT
 from tests.unit.operator.operator_fakes import SECRETS, SPEC
 
 from kongmasker.adapters.runtime import ExecResult
+from kongmasker.api import naming
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import START_ORDER, Component
 from kongmasker.core import graceful
@@ -20,7 +21,7 @@ from kongmasker.errors import GracefulRestartFailed, InvalidSpec
 
 pytestmark = pytest.mark.unit
 
-NAMES = {c: f"km-default-demo-{c}" for c in START_ORDER}
+NAMES = {c: naming.container_name("default", "demo", c) for c in START_ORDER}
 
 
 def test_restart_strategy_defaults_to_recreate_and_parses_graceful() -> None:

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 from tests.unit.operator.operator_fakes import SECRETS
 
+from kongmasker.api import naming
 from kongmasker.api.vocabulary import Component
 from kongmasker.core.orphans import sweep
 from kongmasker.core.render import StackRef, render_stack
@@ -31,10 +32,17 @@ def test_only_containers_of_gone_stacks_in_scope_are_removed(ref, spec, runtime)
         return {"uid-1"}
 
     removed = sweep(runtime, uids, namespaces=("default",))
-    assert removed == ["km-default-old-kong"]
-    assert ("stop", "km-default-old-kong") in runtime.log  # graceful: stop before remove
+    assert removed == [naming.container_name("default", "old", "kong")]
+    assert (
+        "stop",
+        naming.container_name("default", "old", "kong"),
+    ) in runtime.log  # graceful: stop before remove
     names = {c.name for c in runtime.containers.values()}
-    assert names == {"km-default-demo-redis", "km-other-x-kong", "km-default-old-nginx"}
+    assert names == {
+        naming.container_name("default", "demo", "redis"),
+        naming.container_name("other", "x", "kong"),
+        naming.container_name("default", "old", "nginx"),
+    }
     assert listed == ["stacks"]
 
 
@@ -49,7 +57,9 @@ def test_exited_throwaway_containers_are_removed_running_ones_kept(runtime) -> N
 
     helper("km-scratch-store-left", "exited")  # its operator crashed, the sleep ran out
     helper("km-scratch-store-busy", "running")  # in use right now
-    runtime.create_container(ContainerSpec("km-default-demo-redis", "r", labels={}))
+    runtime.create_container(
+        ContainerSpec(naming.container_name("default", "demo", "redis"), "r", labels={})
+    )
     assert sweep_scratch(runtime) == ["km-scratch-store-left"]
     names = {c.name for c in runtime.containers.values()}
-    assert names == {"km-scratch-store-busy", "km-default-demo-redis"}
+    assert names == {"km-scratch-store-busy", naming.container_name("default", "demo", "redis")}

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 from tests.unit.operator.operator_fakes import SECRETS, SPEC
 
+from kongmasker.api import naming
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import LABEL_STACK_UID, START_ORDER, Component
 from kongmasker.config import Settings
@@ -32,9 +33,9 @@ def test_start_is_health_gated_and_ordered(ref, spec, runtime, probes, settings,
     assert starts == ["redis", "kong", "nginx", "backend"]
     assert all(h.ok for h in ex.health.values())
     # Config files are in place before the first start.
-    assert runtime.log.index(("create", "km-default-demo-kong")) < runtime.log.index(
-        ("start", "km-default-demo-kong")
-    )
+    assert runtime.log.index(
+        ("create", naming.container_name("default", "demo", "kong"))
+    ) < runtime.log.index(("start", naming.container_name("default", "demo", "kong")))
 
 
 def test_converged_stack_plans_nothing(ref, spec, runtime, probes, settings, desired) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +51,10 @@ def test_unhealthy_component_holds_back_the_next(
         _converge(ref, spec, runtime, probes, settings, desired)
     assert err.value.component == "kong"
     started = {name for op, name in runtime.log if op == "start"}
-    assert started == {"km-default-demo-redis", "km-default-demo-kong"}
+    assert started == {
+        naming.container_name("default", "demo", "redis"),
+        naming.container_name("default", "demo", "kong"),
+    }
     # The next pass waits on kong again before creating nginx.
     with pytest.raises(HealthGateTimeout, match="nginx is held back"):
         _converge(ref, spec, runtime, probes, settings, desired)
@@ -61,8 +65,8 @@ def test_drift_deleted_stopped_and_duplicated(
 ) -> None:  # type: ignore[no-untyped-def]
     _converge(ref, spec, runtime, probes, settings, desired)
     by_name = {c.name: c for c in runtime.containers.values()}
-    runtime.remove_container(by_name["km-default-demo-nginx"].id)
-    runtime.stop_container(by_name["km-default-demo-redis"].id)
+    runtime.remove_container(by_name[naming.container_name("default", "demo", "nginx")].id)
+    runtime.stop_container(by_name[naming.container_name("default", "demo", "redis")].id)
     dup = runtime.create_container(replace(desired[Component.BACKEND].container, name="copy"))
     actions = plan(desired, observe(runtime, ref, desired))
     kinds = {(a.kind, a.component) for a in actions}
@@ -72,7 +76,7 @@ def test_drift_deleted_stopped_and_duplicated(
     assert next(a for a in actions if a.kind is ActionKind.REMOVE).container_id == dup.id
     Executor(ref, spec, runtime, probes, SECRETS, settings).apply(desired, actions)
     names = sorted(c.name for c in runtime.containers.values())
-    assert names == sorted(f"km-default-demo-{c}" for c in START_ORDER)
+    assert names == sorted(naming.container_name("default", "demo", c) for c in START_ORDER)
     assert plan(desired, observe(runtime, ref, desired)) == []
 
 

@@ -4,6 +4,7 @@ import pytest
 import yaml
 from tests.unit.operator.operator_fakes import SECRETS, SPEC
 
+from kongmasker.api import naming
 from kongmasker.api.spec import StackSpec
 from kongmasker.api.vocabulary import LABEL_SPEC_HASH, LABEL_STACK_UID, Component
 from kongmasker.core.render import (
@@ -59,7 +60,9 @@ def test_host_mode_wiring(desired) -> None:  # type: ignore[no-untyped-def]
     assert "proxy_pass http://kong_status/status/ready;" in conf
     assert all(d.container.network_mode == "host" for d in desired.values())
     assert desired[Component.NGINX].container.stop_signal == "SIGQUIT"
-    assert desired[Component.REDIS].container.volumes == {"km-default-demo-redis": "/data"}
+    assert desired[Component.REDIS].container.volumes == {
+        naming.redis_volume("default", "demo"): "/data"
+    }
 
 
 def test_bridge_mode_uses_container_names_and_publishes_ports(ref: StackRef) -> None:
@@ -69,13 +72,13 @@ def test_bridge_mode_uses_container_names_and_publishes_ports(ref: StackRef) -> 
     assert kong.network_mode == "kmnet"
     assert kong.published_ports[8001] == ("127.0.0.1", 8001)
     assert dict(kong.env)["KONG_ADMIN_LISTEN"] == "0.0.0.0:8001"
-    assert "server km-default-demo-kong:8000;" in desired[Component.NGINX].config.decode()
     assert (
-        yaml.safe_load(desired[Component.KONG].config)["services"][0]["plugins"][0]["config"][
-            "redis_host"
-        ]
-        == "km-default-demo-redis"
+        f"server {naming.container_name('default', 'demo', 'kong')}:8000;"
+        in desired[Component.NGINX].config.decode()
     )
+    assert yaml.safe_load(desired[Component.KONG].config)["services"][0]["plugins"][0]["config"][
+        "redis_host"
+    ] == naming.container_name("default", "demo", "redis")
 
 
 def test_hash_changes_with_what_is_baked_in_and_only_for_that_component(ref: StackRef) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from tests.unit.operator.operator_fakes import SECRETS
 
+from kongmasker.api import naming
 from kongmasker.api.vocabulary import ComponentState, ConditionType, Phase, Reason
 from kongmasker.core import status as st
 from kongmasker.core.health import Health
@@ -36,7 +37,9 @@ def test_ready_status_shape(ref, spec, runtime, probes, settings, desired) -> No
     assert body["phase"] == "Ready" and body["readyComponents"] == "4/4"
     assert body["observedGeneration"] == 2
     assert body["components"]["kong"]["state"] == "Healthy"
-    assert body["components"]["kong"]["containerName"] == "km-default-demo-kong"
+    assert body["components"]["kong"]["containerName"] == naming.container_name(
+        "default", "demo", "kong"
+    )
     ready = next(c for c in body["conditions"] if c["type"] == "Ready")
     assert set(ready) == {
         "type",

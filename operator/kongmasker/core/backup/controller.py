@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, closing
@@ -50,8 +51,8 @@ from kongmasker.core.backup.manifest import Identity, total_keys
 from kongmasker.core.backup.rediscli import labels as scratch_labels
 from kongmasker.core.backup.restore import RestoreFailed, RestoreJob, RestoreRefused
 from kongmasker.core.backup.retention import BackupRecord, newest_validated, select_for_deletion
-from kongmasker.core.backup.schedule import child_name, decide
-from kongmasker.core.backup.validate import Verdict, validate_backup
+from kongmasker.core.backup.schedule import check_interval, child_name, decide
+from kongmasker.core.backup.validate import Expected, Verdict, validate_backup
 from kongmasker.core.render import StackRef
 from kongmasker.core.status import EventNote
 from kongmasker.errors import InvalidSpec, KongMaskerError, NotFound, TransientError
@@ -149,6 +150,39 @@ class BackupDeps:
     stack_lock: Callable[[str], AbstractContextManager[Any]] = lambda uid: contextlib.nullcontext()
     """The lock the stack's reconcile holds (by stack UID): a restore must not race it."""
 
+    def open_store(self, storage: StorageSpec, namespace: str, host: HostResolver) -> BackupStore:
+        """The store `storage` names, once it is within the administrator's limits: every
+        store the controller uses is opened here."""
+        if storage.s3 is None:
+            allowed_directory(storage.directory, self.settings.backup.directory_roots)
+        return self.store_for(storage, namespace, self.secrets, host)
+
+
+def allowed_directory(path: str, roots: Sequence[str]) -> str:
+    """`path` normalised if it lies within one of `roots`; else InvalidSpec naming the field.
+
+    >>> allowed_directory("/var/lib/kongmasker/backups/team-a", ["/var/lib/kongmasker/backups"])
+    '/var/lib/kongmasker/backups/team-a'
+    """
+    field = "spec.storage.directory.path"
+    allowed = ", ".join(roots) or "(none: the operator allows no directory storage)"
+    if ".." in path.split("/"):
+        raise InvalidSpec(
+            f"{field} {path!r} contains '..'; give a plain absolute path below one of: {allowed}",
+            reason=BackupReason.DIRECTORY_NOT_ALLOWED,
+        )
+    norm = posixpath.normpath(path)
+    for root in roots:
+        base = posixpath.normpath(root)
+        if path.startswith("/") and base != "/" and posixpath.commonpath([norm, base]) == base:
+            return norm
+    raise InvalidSpec(
+        f"{field} {path!r} is outside the backup roots the operator allows ({allowed}); "
+        "choose a path below one of them, or ask the administrator to add a root "
+        "(KONGMASKER_BACKUP_DIRECTORY_ROOTS)",
+        reason=BackupReason.DIRECTORY_NOT_ALLOWED,
+    )
+
 
 @dataclass(frozen=True)
 class BackupObject:
@@ -180,6 +214,18 @@ def now_iso(moment: dt.datetime | None = None) -> str:
 
 def parse_time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def expected_of(obj: BackupObject, stack: str, status: Mapping[str, Any]) -> Expected:
+    """What a manifest stored for `obj` must say about itself (core/backup/validate.py)."""
+    return Expected(
+        namespace=obj.namespace,
+        name=obj.name,
+        uid=obj.uid,
+        stack=stack,
+        stack_uid=str(status.get("stackUID") or ""),
+        created=obj.created,
+    )
 
 
 def backup_location(namespace: str, stack: str, backup: str) -> str:
@@ -321,7 +367,7 @@ def _backup(
     try:
         ctx = stack_context(obj.namespace, stack, deps)
         store = cleanup.enter_context(
-            closing(deps.store_for(spec.storage, obj.namespace, deps.secrets, ctx.store_host))
+            closing(deps.open_store(spec.storage, obj.namespace, ctx.store_host))
         )
         key = signing_key(spec, obj.namespace, deps.secrets)
         where = backup_location(obj.namespace, stack, obj.name)
@@ -352,6 +398,7 @@ def _backup(
         keys=manifest.redis.keys,
         keysByPrefix={p: s.keys for p, s in manifest.redis.prefixes.items()},
         redisVersion=manifest.redis.version,
+        stackUID=ctx.target.ref.uid,
         conditions={BackupCondition.COMPLETED: (True, BackupReason.SNAPSHOT_TAKEN, summary)},
     )
     book.note(BackupReason.SNAPSHOT_TAKEN, summary)
@@ -382,7 +429,7 @@ def revalidate(obj: BackupObject, deps: BackupDeps, requested: str) -> list[Even
     where = backup_location(obj.namespace, spec.stack_name, obj.name)
     try:
         key = signing_key(spec, obj.namespace, deps.secrets)
-        store = deps.store_for(spec.storage, obj.namespace, deps.secrets, lambda: host)
+        store = deps.open_store(spec.storage, obj.namespace, lambda: host)
     except KongMaskerError as exc:
         book.fail("validate", spec.stack_name, exc, BackupPhase.INVALID)
         return book.events
@@ -414,7 +461,10 @@ def validate_into(
     ns = book.obj.namespace
     book.set(phase=BackupPhase.VALIDATING)
     metrics.BACKUP_ATTEMPTS.labels(ns, stack, "validate").inc()
-    verdict = validate_backup(runtime, store, where, image=image, signing_key=signing_key)
+    expect = expected_of(book.obj, stack, book.status)
+    verdict = validate_backup(
+        runtime, store, where, image=image, signing_key=signing_key, expect=expect
+    )
     record = {
         "requestedAt": requested or None,
         "time": now_iso(),
@@ -526,7 +576,7 @@ def _restore(
             return store_host(obj.namespace, (source_spec.stack_name, stack), deps)
 
         store = cleanup.enter_context(
-            closing(deps.store_for(source_spec.storage, obj.namespace, deps.secrets, host))
+            closing(deps.open_store(source_spec.storage, obj.namespace, host))
         )
         where = backup_location(obj.namespace, source_spec.stack_name, source_name)
         key = signing_key(source_spec, obj.namespace, deps.secrets)
@@ -539,6 +589,9 @@ def _restore(
             ctx.secrets,
             deps.settings,
             signing_key=key,
+            expect=expected_of(
+                BackupObject.from_body(source), source_spec.stack_name, source.get("status") or {}
+            ),
         )
         with deps.stack_lock(ctx.target.ref.uid):
             result = job.run()
@@ -670,9 +723,11 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
         decision = decide(
             spec.schedule.cron, parse_time(last_raw) if last_raw else None, obj.created, now
         )
+        check_interval(spec.schedule.cron, deps.settings.backup.min_schedule_interval)
     except InvalidSpec as exc:
         if obj.status.get("failureReason") != exc.message:
-            exc.reason = BackupReason.INVALID_SCHEDULE
+            if exc.reason == InvalidSpec.reason:
+                exc.reason = BackupReason.INVALID_SCHEDULE
             stack = str((obj.spec.get("stackRef") or {}).get("name", ""))
             book.fail("backup", stack, exc, BackupPhase.FAILED)
         return book.events
@@ -684,30 +739,9 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
             book.note(BackupReason.BACKUP_CREATED, f"created backup {child['metadata']['name']}")
         changes["lastScheduleTime"] = now_iso(decision.due)
     children = deps.api.list_backups(obj.namespace, f"{LABEL_SCHEDULE}={obj.name}")
-    records = [
-        BackupRecord(
-            str(c["metadata"]["name"]),
-            parse_time(str(c["metadata"].get("creationTimestamp") or now_iso(now))),
-            str((c.get("status") or {}).get("phase") or BackupPhase.NEW),
-        )
-        for c in children
-    ]
+    records = _records(children, now)
     doomed = select_for_deletion(records, spec.schedule.retention, now)
-    by_name = {str(c["metadata"]["name"]): c for c in children}
-    with ExitStack() as cleanup:
-        # One store (so one helper container) per stack and storage, for every deletion.
-        stores: dict[tuple[str, StorageSpec], BackupStore] = {}
-        for name in doomed:
-            # Each child's files are where that child put them (the schedule may have moved).
-            child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
-            at = (child_spec.stack_name, child_spec.storage)
-            if at not in stores:
-                host = _resolver(obj.namespace, child_spec.stack_name, deps)
-                store = deps.store_for(child_spec.storage, obj.namespace, deps.secrets, host)
-                stores[at] = cleanup.enter_context(closing(store))
-            delete_stored(stores[at], backup_location(obj.namespace, child_spec.stack_name, name))
-            deps.api.delete_backup(obj.namespace, name)
-            book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
+    _delete_children(obj.namespace, doomed, children, deps, book)
     kept = [r for r in records if r.name not in doomed]
     newest = newest_validated(kept)
     message = f"next backup at {now_iso(decision.next)}"
@@ -726,6 +760,90 @@ def tick_schedule(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list
         book.set(
             conditions={BackupCondition.DEGRADED: (False, BackupReason.SCHEDULED, message)},
             **changes,
+        )
+    return book.events
+
+
+def _records(children: Sequence[Mapping[str, Any]], now: dt.datetime) -> list[BackupRecord]:
+    return [
+        BackupRecord(
+            str(c["metadata"]["name"]),
+            parse_time(str(c["metadata"].get("creationTimestamp") or now_iso(now))),
+            str((c.get("status") or {}).get("phase") or BackupPhase.NEW),
+        )
+        for c in children
+    ]
+
+
+def _delete_children(
+    namespace: str,
+    doomed: Sequence[str],
+    children: Sequence[Mapping[str, Any]],
+    deps: BackupDeps,
+    book: StatusBook,
+    *,
+    keep_on_error: bool = False,
+) -> list[str]:
+    """Delete the `doomed` children of a schedule, their files first. With `keep_on_error`,
+    a child whose files cannot be deleted is kept (and named in the result) instead of
+    failing the whole pass: its object keeps pointing at what is left."""
+    by_name = {str(c["metadata"]["name"]): c for c in children}
+    left: list[str] = []
+    with ExitStack() as cleanup:
+        # One store (so one helper container) per stack and storage, for every deletion.
+        stores: dict[tuple[str, StorageSpec], BackupStore] = {}
+        for name in doomed:
+            # Each child's files are where that child put them (the schedule may have moved).
+            child_spec = BackupSpec.from_dict(by_name[name].get("spec") or {})
+            at = (child_spec.stack_name, child_spec.storage)
+            try:
+                if at not in stores:
+                    host = _resolver(namespace, child_spec.stack_name, deps)
+                    store = deps.open_store(child_spec.storage, namespace, host)
+                    stores[at] = cleanup.enter_context(closing(store))
+                where = backup_location(namespace, child_spec.stack_name, name)
+                delete_stored(stores[at], where)
+            except KongMaskerError as exc:
+                if not keep_on_error:
+                    raise
+                left.append(name)
+                book.note(
+                    BackupReason.RETENTION_DELETED,
+                    f"kept backup {name}: its files could not be deleted ({exc.message})",
+                    warning=True,
+                )
+                continue
+            deps.api.delete_backup(namespace, name)
+            book.note(BackupReason.RETENTION_DELETED, f"deleted backup {name} and its files")
+    return left
+
+
+def schedule_deleted(obj: BackupObject, deps: BackupDeps, now: dt.datetime) -> list[EventNote]:
+    """A Schedule is being deleted (its finalizer holds it): its retention is applied one
+    last time. What retention would delete goes now, files included; what it keeps (its
+    newest validated backup among them) is detached from the schedule and stays as ordinary
+    Backups, so no file is left that no object names. Children are not left to garbage
+    collection, which would delete their objects and leave their files on the host."""
+    book = StatusBook(obj, deps.api)
+    try:
+        spec = BackupSpec.from_dict(obj.spec)
+    except InvalidSpec:
+        return []
+    if spec.schedule is None:
+        return []
+    children = deps.api.list_backups(obj.namespace, f"{LABEL_SCHEDULE}={obj.name}")
+    records = _records(children, now)
+    doomed = select_for_deletion(records, spec.schedule.retention, now)
+    # The schedule's deletion must not hang on a store that fails: what cannot be deleted is
+    # kept (detached, with a Warning Event) rather than retried for ever.
+    left = _delete_children(obj.namespace, doomed, children, deps, book, keep_on_error=True)
+    kept = [r.name for r in records if r.name not in doomed or r.name in left]
+    for name in kept:
+        deps.api.detach_backup(obj.namespace, name, LABEL_SCHEDULE)
+    if kept:
+        book.note(
+            BackupReason.RETENTION_DELETED,
+            f"schedule deleted: kept {', '.join(kept)} as standalone backups",
         )
     return book.events
 

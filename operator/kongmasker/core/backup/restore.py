@@ -35,7 +35,7 @@ from kongmasker.core import health as gates
 from kongmasker.core.backup.create import StackTarget, bgsave
 from kongmasker.core.backup.manifest import RDB_PATH, KeyCounts, compare_counts, total_keys
 from kongmasker.core.backup.rediscli import ContainerRedis, ScratchRedis
-from kongmasker.core.backup.validate import Verdict, validate_backup
+from kongmasker.core.backup.validate import Expected, Verdict, validate_backup
 from kongmasker.core.stack import stop_component
 from kongmasker.errors import KongMaskerError, PermanentError, TransientError
 
@@ -96,6 +96,8 @@ class RestoreJob:
     settings: Settings
     progress: Callable[[str], None] = lambda message: None
     signing_key: bytes | None = None
+    expect: Expected | None = None
+    """The source StackBackup the files must belong to (validate.py)."""
     steps: list[str] = field(default_factory=list)
 
     def run(self) -> RestoreResult:
@@ -107,6 +109,7 @@ class RestoreJob:
             self.location,
             image=self.target.spec.redis.image,
             signing_key=self.signing_key,
+            expect=self.expect,
         )
         if not verdict.valid:
             raise RestoreRefused(

@@ -9,10 +9,12 @@ sixth field is seconds (croniter's convention), useful in tests.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from croniter import CroniterBadCronError, croniter
 
+from kongmasker.api.backup import BackupReason
 from kongmasker.errors import InvalidSpec
 
 
@@ -25,6 +27,39 @@ def check_cron(cron: str) -> None:
         croniter(cron)
     except (CroniterBadCronError, ValueError, KeyError) as exc:
         raise InvalidSpec(f"cron {cron!r} is invalid: {exc}") from exc
+
+
+INTERVAL_SAMPLES = 2000
+"""Consecutive firings examined for the shortest gap: more than a day of a cron that fires
+every minute, so a cron that is dense only at some hour of the day is caught."""
+_SAMPLE_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def check_interval(cron: str, minimum: float) -> None:
+    """Raise InvalidSpec (ScheduleTooFrequent) if two firings of `cron` can be closer than
+    `minimum` seconds."""
+    gap = shortest_gap(cron)
+    if gap < minimum:
+        raise InvalidSpec(
+            f"spec.schedule.cron {cron!r} fires {gap:.0f}s apart, more often than the "
+            f"operator's minimum of {minimum:.0f}s between backups; use a sparser cron "
+            "(the minimum is the operator setting KONGMASKER_BACKUP_MIN_SCHEDULE_INTERVAL)",
+            reason=BackupReason.SCHEDULE_TOO_FREQUENT,
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def shortest_gap(cron: str) -> float:
+    """Shortest time between two consecutive firings of a valid `cron`, in seconds (cached:
+    every schedule tick asks)."""
+    it = croniter(cron, _SAMPLE_START)
+    previous: dt.datetime = it.get_next(dt.datetime)
+    best = float("inf")
+    for _ in range(INTERVAL_SAMPLES):
+        current: dt.datetime = it.get_next(dt.datetime)
+        best = min(best, (current - previous).total_seconds())
+        previous = current
+    return best
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ key counts against the manifest's. The first failing step gives the verdict's re
 
     manifest parses ............ else ManifestInvalid
     signature verifies ......... else SignatureMismatch (when a signing key is configured)
+    identity = this StackBackup  else IdentityMismatch (signed or not: backup namespace, name,
+                                  uid, stack, stack uid, not taken before the object existed)
     every file present ......... else FileMissing
     sizes and sha256 match ..... else ChecksumMismatch (a truncated file says so)
     RDB header = manifest ...... else ManifestInvalid (version, declared key count)
@@ -26,6 +28,48 @@ from kongmasker.core.backup.create import count_rdb
 from kongmasker.core.backup.manifest import RDB_PATH, KeyCounts, Manifest, compare_counts
 from kongmasker.core.backup.rdb import RdbFormatError, parse_header
 from kongmasker.errors import KongMaskerError, NotFound
+
+CLOCK_SKEW = dt.timedelta(minutes=5)
+"""How far the operator's clock (startedAt) may be behind the API server's (creationTimestamp)."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The StackBackup whose files are being validated: its manifest must say so. Without
+    this, an older backup's files copied under a newer backup's name (a replay) would pass,
+    a signed one included (its signature is genuine, just for another backup)."""
+
+    namespace: str
+    name: str
+    uid: str
+    stack: str
+    stack_uid: str = ""
+    """The stack's uid recorded when the backup was taken (empty: not recorded)."""
+    created: dt.datetime | None = None
+    """The StackBackup's creationTimestamp: its snapshot cannot be older."""
+
+    def mismatches(self, manifest: Manifest) -> list[str]:
+        b, s = manifest.backup, manifest.stack
+        out = []
+        if (b.namespace, b.name) != (self.namespace, self.name):
+            out.append(f"it is backup {b.namespace}/{b.name}")
+        if b.uid != self.uid:
+            out.append(f"backup uid {b.uid or '(none)'} is not this StackBackup's ({self.uid})")
+        if (s.namespace, s.name) != (self.namespace, self.stack):
+            out.append(f"it is of stack {s.namespace}/{s.name}, not {self.namespace}/{self.stack}")
+        if self.stack_uid and s.uid != self.stack_uid:
+            out.append(f"stack uid {s.uid or '(none)'} is not the recorded {self.stack_uid}")
+        if self.created is not None:
+            try:
+                taken = _parse_time(manifest.started_at)
+            except ValueError:
+                out.append(f"startedAt {manifest.started_at!r} is not a time")
+            else:
+                if taken < self.created - CLOCK_SKEW:
+                    out.append(
+                        f"taken at {manifest.started_at}, before this StackBackup was created"
+                    )
+        return out
 
 
 @dataclass
@@ -53,13 +97,15 @@ def validate_backup(
     *,
     image: str = "",
     signing_key: bytes | None = None,
+    expect: Expected | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> Verdict:
     """Validate the backup stored under `location`. `image` (a Redis image) is used if the
     manifest's image is not on the Docker host. With `signing_key`, the manifest must carry
-    a signature made with it (else SignatureMismatch)."""
+    a signature made with it (else SignatureMismatch). With `expect`, the manifest must name
+    that StackBackup (else IdentityMismatch); every caller in the operator passes it."""
     started = time.monotonic()
-    verdict = _validate(runtime, store, location, image, signing_key, now)
+    verdict = _validate(runtime, store, location, image, signing_key, expect, now)
     verdict.seconds = time.monotonic() - started
     if not verdict.valid:
         verdict.files = {}
@@ -76,6 +122,7 @@ def _validate(
     location: str,
     image: str,
     signing_key: bytes | None,
+    expect: Expected | None,
     now: Callable[[], dt.datetime],
 ) -> Verdict:
     try:
@@ -90,6 +137,15 @@ def _validate(
     if signing_key is not None and not manifest.signature_valid(signing_key):
         message = "manifest signature does not verify with the configured key: altered or foreign"
         return _invalid(BackupReason.SIGNATURE_MISMATCH, message, manifest)
+    wrong = expect.mismatches(manifest) if expect is not None else []
+    if wrong:
+        assert expect is not None
+        message = (
+            f"manifest does not belong to StackBackup {expect.namespace}/{expect.name}: "
+            + "; ".join(wrong)
+            + " (files of another backup are not accepted in its place)"
+        )
+        return _invalid(BackupReason.IDENTITY_MISMATCH, message, manifest)
     if manifest.file(RDB_PATH) is None:
         return _invalid(BackupReason.MANIFEST_INVALID, f"manifest lists no {RDB_PATH}", manifest)
     files: dict[str, bytes] = {}

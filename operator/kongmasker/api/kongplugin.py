@@ -175,8 +175,12 @@ PROFILES: dict[str, PluginProfile] = {
         # The handler reads these fields, but its connection (masker_ngx_re.lua) takes the
         # environment: both are rendered so that they agree.
         redis_from="env",
-        redis_fields={"host": "redis_host", "port": "redis_port", "db": "redis_database",
-                      "ttl": "mapping_ttl"},  # fmt: skip
+        redis_fields={
+            "host": "redis_host",
+            "port": "redis_port",
+            "db": "redis_database",
+            "ttl": "mapping_ttl",
+        },
         upstream_key_env=True,
     ),
 }
@@ -203,14 +207,16 @@ def check_config(profile: PluginProfile, config: Mapping[str, Any]) -> list[tupl
                 problems.append((key, "is not referenceable: a vault reference stays literal text"))
             continue
         types = _TYPES[fdef.type]
-        if isinstance(value, bool) and fdef.type != "boolean" or not isinstance(value, types):
+        if (isinstance(value, bool) and fdef.type != "boolean") or not isinstance(value, types):
             problems.append((key, f"expected {_article(fdef.type)}"))
             continue
         if fdef.one_of and value not in fdef.one_of:
             shown = ", ".join(str(v) for v in fdef.one_of)
             problems.append((key, f"expected one of: {shown}"))
-        if fdef.between and not fdef.between[0] <= value <= fdef.between[1]:
+        if fdef.between and isinstance(value, int | float):
             lo, hi = fdef.between
+            if lo <= value <= hi:
+                continue
             problems.append((key, f"value should be between {lo} and {hi}"))
     return problems
 

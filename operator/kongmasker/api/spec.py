@@ -157,16 +157,16 @@ class PluginSpec:
         """Refuse, before anything starts, what the selected plugin would refuse at load."""
         if self.profile not in PROFILES:
             raise InvalidSpec(
-                f"spec.kong.plugin.profile: {self.profile!r} is not one of "
-                + ", ".join(PROFILES)
+                f"spec.kong.plugin.profile: {self.profile!r} is not one of " + ", ".join(PROFILES)
             )
         problems = check_config(self.schema, dict(self.config))
         if problems:
             key, why = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            fields = ", ".join(sorted(self.schema.fields))
             raise InvalidSpec(
                 f"spec.kong.plugin.config.{key}: {why} for the {self.name} plugin's "
-                f"{self.profile!r} profile{more}; its fields: {', '.join(sorted(self.schema.fields))}"
+                f"{self.profile!r} profile{more}; its fields: {fields}"
             )
 
 

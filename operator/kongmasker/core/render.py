@@ -26,7 +26,6 @@ import yaml
 from kongmasker.adapters.runtime import ContainerSpec
 from kongmasker.api.kongplugin import check_config
 from kongmasker.api.spec import ComponentSpec, StackSpec
-from kongmasker.errors import InvalidSpec
 from kongmasker.api.vocabulary import (
     LABEL_COMPONENT,
     LABEL_MANAGED_BY,
@@ -40,6 +39,7 @@ from kongmasker.api.vocabulary import (
     START_ORDER,
     Component,
 )
+from kongmasker.errors import InvalidSpec
 
 KONG_CONFIG_PATH = "/etc/kongmasker/kong.yml"
 NGINX_CONFIG_PATH = "/etc/kongmasker/nginx.conf"

@@ -49,7 +49,9 @@ def test_rendered_config_passes_its_profiles_schema(profile: str) -> None:
         ({"use_redis": 1}, "use_redis", "expected a boolean"),
     ],
 )
-def test_the_schema_check_refuses_what_kong_would(config: dict[str, Any], field: str, why: str) -> None:
+def test_the_schema_check_refuses_what_kong_would(
+    config: dict[str, Any], field: str, why: str
+) -> None:
     problems = dict(check_config(PROFILES["mvp"], config))
     assert field in problems and why in problems[field]
 
@@ -77,10 +79,9 @@ def test_env_wired_profiles_get_redis_and_the_upstream_key_in_kongs_environment(
 
 
 def test_user_config_merges_over_the_rendered_defaults() -> None:
-    spec = _spec("enterprise2")
-    raw = {**SPEC, "kong": {"plugin": {"profile": "enterprise2",
-                                       "config": {"mapping_ttl": 3600, "log_masked_requests": True}}}}  # fmt: skip
-    spec = StackSpec.from_dict(raw)
+    user = {"mapping_ttl": 3600, "log_masked_requests": True}
+    plugin = {"profile": "enterprise2", "config": user}
+    spec = StackSpec.from_dict({**SPEC, "kong": {"plugin": plugin}})
     config = _plugin(spec)
     assert config["mapping_ttl"] == 3600 and config["log_masked_requests"] is True
     assert config["redis_port"] == 6379

@@ -51,7 +51,10 @@ def test_host_mode_wiring(desired) -> None:  # type: ignore[no-untyped-def]
     env = dict(desired[Component.BACKEND].container.env)
     assert env["KONG_PROXY_URL"] == "http://127.0.0.1:8085"  # backend -> nginx -> kong
     assert env["KONG_ADMIN_URL"] == "http://127.0.0.1:8001"
-    assert dict(desired[Component.KONG].container.env)["KONG_STATUS_LISTEN"] == "127.0.0.1:8100 reuseport"
+    assert (
+        dict(desired[Component.KONG].container.env)["KONG_STATUS_LISTEN"]
+        == "127.0.0.1:8100 reuseport"
+    )
     nginx = desired[Component.NGINX]
     conf = nginx.config.decode()
     assert nginx.config_path == NGINX_CONFIG_PATH

@@ -101,6 +101,9 @@ class Reason(StrEnum):
     DRIFT_REPAIRED = "DriftRepaired"
     CONFIG_APPLIED = "ConfigApplied"
     CONFIG_APPLY_FAILED = "ConfigApplyFailed"
+    KONG_CONFIG_DRIFT = "KongConfigDrift"
+    """Kong's live configuration hash differed from the one it reported for the rendered
+    config (changed through the Admin API): the rendered config was applied again."""
     DOCKER_ERROR = "DockerError"
     CONTAINER_CONFLICT = "ContainerConflict"
     PAUSED = "Paused"

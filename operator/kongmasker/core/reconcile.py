@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ from kongmasker.core.stack import (
     ActionKind,
     Executor,
     Observed,
+    kong_live_hash,
     observe,
     plan,
     stop_stack,
@@ -131,7 +132,7 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
         secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
         grace = deps.settings.stop.grace_seconds
         desired = render_stack(ref, spec, secrets, grace)
-        observed = observe(runtime, ref, desired)
+        observed = observe(runtime, ref, desired, _kong_hash(spec, deps))
         preflight.images(runtime, desired)
         preflight.ports(runtime, spec, observed)
         disk_note = preflight.disk(engine, deps.settings)
@@ -186,7 +187,7 @@ class _Run:
         held: list[Component] = []
         try:
             if self._maybe_restart(desired):
-                self.observed = observe(self.runtime, ref, desired)
+                self.observed = observe(self.runtime, ref, desired, _kong_hash(self.spec, deps))
             actions = self._guard(plan(desired, self.observed))
             executor.apply(desired, actions)
         except Superseded as exc:
@@ -405,9 +406,15 @@ class _Run:
         ns, name = self.obj.ref.namespace, self.obj.ref.name
         for a in done:
             metrics.ACTIONS.labels(ns, name, str(a.component), str(a.kind)).inc()
+            reason = Reason.KONG_CONFIG_DRIFT if a.drift else _event_reason(a)
             self.events.append(
-                st.EventNote(_event_reason(a), f"{a.kind} {a.component}: {a.reason}")
+                st.EventNote(reason, f"{a.kind} {a.component}: {a.reason}", warning=a.drift)
             )
+
+
+def _kong_hash(spec: StackSpec, deps: Deps) -> Callable[[], str | None]:
+    """Kong's live configuration hash, read when observing (level-based drift detection)."""
+    return lambda: kong_live_hash(spec, deps.probes)
 
 
 def _event_reason(a: Action) -> str:

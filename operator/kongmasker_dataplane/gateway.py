@@ -74,6 +74,10 @@ class GatewaySettings:
     plugins: tuple[str, ...] = (PLUGIN_NAME,)
     max_body_bytes: int = 1024 * 1024
     """Kong's client_max_body_size (nginx's default 1m): a larger body gets 413."""
+    fault_leak_type: str | None = None
+    """Test fault (KONGMASKER_FAULT_LEAK_TYPE=EC2): identifiers of this engine type are sent
+    upstream raw, so tests can prove the operator's canary catches a plugin that leaks one
+    type. Never set outside tests; it is logged loudly at start."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -101,6 +105,7 @@ class GatewaySettings:
             upstream_timeout=float(env.get("KONG_UPSTREAM_TIMEOUT", "60")),
             plugins=plugins,
             max_body_bytes=_nginx_size(env.get("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE") or "1m"),
+            fault_leak_type=env.get("KONGMASKER_FAULT_LEAK_TYPE") or None,
         )
 
 
@@ -419,6 +424,10 @@ class Gateway:
             if isinstance(outcome, web.Response):
                 return outcome
             store, masked = outcome
+            if self.settings.fault_leak_type:
+                leak = self.settings.fault_leak_type
+                raw = {o: o for p in parts for t, o in p.items if t == leak}
+                masked = {**masked, **raw}
             if body_parsed is not None and body_parsed.findings:
                 body = bodies.rebuild(body_parsed, masked)
             if query_parsed is not None and query_parsed.findings:
@@ -545,6 +554,10 @@ async def run(env: Mapping[str, str]) -> None:
     """Run the gateway until SIGTERM, then drain and return."""
     settings = GatewaySettings.from_env(env)
     gw = Gateway(settings, environ=dict(env))
+    if settings.fault_leak_type:
+        log.critical(
+            "TEST FAULT: identifiers of type %s are forwarded UNMASKED", settings.fault_leak_type
+        )
     try:
         gw.load_initial()
     except ConfigError:

@@ -374,6 +374,15 @@ def _kong_env(spec: StackSpec, net: _Net, secrets: Mapping[str, str], grace: int
         env["REDIS_PASSWORD"] = secrets["REDIS_PASSWORD"]
     if profile.upstream_key_env and "ANTHROPIC_API_KEY" in secrets:
         env["ANTHROPIC_API_KEY"] = secrets["ANTHROPIC_API_KEY"]
+    plugin_reads = [
+        n
+        for n in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "ANTHROPIC_API_KEY")
+        if n in env and (profile.redis_from == "env" or n == "ANTHROPIC_API_KEY")
+    ]
+    if plugin_reads:
+        # nginx hands its workers no environment unless main-context `env NAME;` names it;
+        # Kong injects this as `env REDIS_HOST; env REDIS_PORT; ...` (docs/kong.md).
+        env["KONG_NGINX_MAIN_ENV"] = "; env ".join(plugin_reads)
     return env
 
 

@@ -76,6 +76,10 @@ def test_env_wired_profiles_get_redis_and_the_upstream_key_in_kongs_environment(
     assert env["REDIS_HOST"] == "127.0.0.1" and env["REDIS_PORT"] == "6379"
     assert env["REDIS_DB"] == "0" and env["REDIS_PASSWORD"] == SECRETS["REDIS_PASSWORD"]
     assert ("ANTHROPIC_API_KEY" in env) is PROFILES[profile].upstream_key_env
+    main_env = "REDIS_HOST; env REDIS_PORT; env REDIS_PASSWORD; env REDIS_DB"
+    if PROFILES[profile].upstream_key_env:
+        main_env += "; env ANTHROPIC_API_KEY"
+    assert env["KONG_NGINX_MAIN_ENV"] == main_env
 
 
 def test_user_config_merges_over_the_rendered_defaults() -> None:

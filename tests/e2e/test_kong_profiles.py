@@ -39,7 +39,7 @@ def _send(url: str, text: str) -> httpx.Response:
 
 
 def _history(env: StackEnv) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{env.mock_url}/__requests", timeout=10).json())
+    return list(httpx.get(f"{env.mock_url}/__requests?full=1", timeout=10).json())
 
 
 def _restart_operator(env: StackEnv, **extra: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support import REPO_ROOT
 from tests.unit.operator.operator_fakes import SECRETS, SPEC
 
 from kongmasker.api.kongplugin import PROFILES, check_config
@@ -133,3 +134,16 @@ def test_kong_container_settings_for_every_profile(profile: str) -> None:
 def test_kong_body_limit_below_nginxs_is_refused() -> None:
     with pytest.raises(InvalidSpec, match="maxBodySize"):
         StackSpec.from_dict({**SPEC, "kong": {"maxBodySize": "1m"}})
+
+
+def test_crd_declares_the_profiles_and_the_model_defaults() -> None:
+    crd = yaml.safe_load((REPO_ROOT / "crds/kongmaskerstack.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    kong = spec["properties"]["kong"]["properties"]
+    plugin = kong["plugin"]["properties"]
+    model = StackSpec.from_dict(SPEC).kong
+    assert plugin["profile"]["enum"] == list(PROFILES)
+    assert plugin["profile"]["default"] == model.plugin.profile
+    assert plugin["name"]["default"] == model.plugin.name
+    assert plugin["config"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert kong["maxBodySize"]["default"] == model.max_body_size

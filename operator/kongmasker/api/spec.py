@@ -155,6 +155,8 @@ class PluginSpec:
 
     def validate(self) -> None:
         """Refuse, before anything starts, what the selected plugin would refuse at load."""
+        if self.name != PLUGIN_NAME:
+            raise InvalidSpec(f"spec.kong.plugin.name: {self.name!r} is not {PLUGIN_NAME!r}")
         if self.profile not in PROFILES:
             raise InvalidSpec(
                 f"spec.kong.plugin.profile: {self.profile!r} is not one of " + ", ".join(PROFILES)

@@ -125,6 +125,8 @@ class Reason(StrEnum):
     """A raw identifier reached the upstream: a security incident."""
     ORIGINALS_NOT_RESTORED = "OriginalsNotRestored"
     WRONG_TYPE = "MaskedAsWrongType"
+    """No longer given: the canary judges any plugin, not how it names masked ids (kept so
+    that a status written by an older operator still reads as a known reason)."""
     FAIL_SECURE_REFUSAL = "FailSecureRefusal"
     """The gateway refused the canary with 503 (identifiers found, Redis unreachable)."""
     CANARY_REQUEST_FAILED = "CanaryRequestFailed"

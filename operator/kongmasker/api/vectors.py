@@ -56,7 +56,9 @@ def load() -> tuple[tuple[PositiveCase, ...], tuple[NegativeCase, ...]]:
         for c in raw["positives"]
     )
     neg = tuple(
-        NegativeCase(id=c["id"], text=c["text"], why=c.get("why", ""), tags=tuple(c.get("tags", ())))
+        NegativeCase(
+            id=c["id"], text=c["text"], why=c.get("why", ""), tags=tuple(c.get("tags", ()))
+        )
         for c in raw["negatives"]
     )
     return pos, neg

@@ -160,14 +160,18 @@ def test_a_config_posted_without_the_plugin_is_put_back(stack_env: StackEnv) -> 
     status = env.wait_ready(name)
     proxy, admin = status["endpoints"]["proxy"], status["endpoints"]["kongAdmin"]
     env.wait_condition(name, "MaskingVerified", "True", "CanaryPassed", timeout=60)
-    # The operator has recorded the hash Kong gives the rendered config (its first reconcile
-    # after the start re-applies once to learn it).
-    wait_until(
-        lambda: env.events_with(name, "ConfigApplied", "ApplyConfig kong"),
+    # The operator has recorded the hash Kong gives the rendered config, beside the file.
+    kong = env.client.containers.get(env.container_name(name, "kong"))
+    recorded = wait_until(
+        lambda: (
+            (r := kong.exec_run(["cat", "/etc/kongmasker/kong.yml.applied-hash"])).exit_code == 0
+            and r.output.decode().strip()
+        ),
         timeout=30,
         what="the operator recording Kong's configuration hash",
     )
     rendered = httpx.get(f"{admin}/status", timeout=10).json()["configuration_hash"]
+    assert recorded == rendered
 
     bare = {
         "_format_version": "3.0",

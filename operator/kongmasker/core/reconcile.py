@@ -43,6 +43,7 @@ from kongmasker.core.stack import (
     kong_live_hash,
     observe,
     plan,
+    record_kong_hash,
     stop_stack,
 )
 from kongmasker.errors import (
@@ -202,9 +203,14 @@ class _Run:
         self._action_events(executor.done)
         if executor.done or error is not None:
             try:  # the containers changed: report what is there now
-                self.observed = observe(self.runtime, ref, desired)
+                self.observed = observe(self.runtime, ref, desired, _kong_hash(self.spec, deps))
             except TransientError as exc:
                 error = error or exc
+        if error is None:
+            try:
+                record_kong_hash(self.runtime, self.observed, desired)
+            except TransientError as exc:
+                error = exc
         if self.refused is not None and error is None:
             held = list(dependents(self.refused[0]))
         comps = st.components(self.observed, executor.health, held)

@@ -208,17 +208,42 @@ def _config_action(want: Desired, have: Observed, recreated: set[Component]) -> 
         return Action(ActionKind.APPLY_CONFIG, want.component, "configuration changed")
     if any(dep in recreated for dep in DEPENDS_ON[want.component]):
         return Action(ActionKind.APPLY_CONFIG, want.component, "dependency recreated")
-    if want.component is Component.KONG and have.live_hash is not None:
-        if have.applied_hash is None:
-            # Started from the file: apply once more to learn the hash Kong gives our config.
-            return Action(ActionKind.APPLY_CONFIG, want.component, "record the applied hash")
-        if have.live_hash != have.applied_hash:
-            why = (
-                f"Kong runs configuration {have.live_hash[:12]}, not the rendered one "
-                f"({have.applied_hash[:12]}): changed through the Admin API; re-applied"
-            )
-            return Action(ActionKind.APPLY_CONFIG, want.component, why, drift=True)
+    if (
+        want.component is Component.KONG
+        and have.live_hash
+        and have.applied_hash
+        and have.live_hash != have.applied_hash
+    ):
+        why = (
+            f"Kong runs configuration {have.live_hash[:12]}, not the rendered one "
+            f"({have.applied_hash[:12]}): changed through the Admin API; re-applied"
+        )
+        return Action(ActionKind.APPLY_CONFIG, want.component, why, drift=True)
     return None
+
+
+def record_kong_hash(
+    runtime: Runtime, observed: Mapping[Component, Observed], desired: Mapping[Component, Desired]
+) -> bool:
+    """A Kong that started from the rendered file and has no recorded hash yet: record the
+    hash it reports now (no POST, so a converged stack stays Ready). Called right after the
+    reconcile that created it gated it healthy; True if recorded."""
+    want, have = desired[Component.KONG], observed.get(Component.KONG)
+    if (
+        have is None
+        or have.container is None
+        or not have.container.running
+        or have.applied_hash is not None
+        or not have.live_hash
+        or want.config_path is None
+        or have.config != want.config
+    ):
+        return False
+    runtime.put_file(
+        have.container.id, want.config_path + KONG_HASH_SUFFIX, have.live_hash.encode()
+    )
+    have.applied_hash = have.live_hash
+    return True
 
 
 Progress = Callable[[Component, str], None]

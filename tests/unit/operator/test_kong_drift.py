@@ -20,6 +20,7 @@ from kongmasker.core.stack import (
     kong_live_hash,
     observe,
     plan,
+    record_kong_hash,
 )
 
 pytestmark = pytest.mark.unit
@@ -40,11 +41,14 @@ def test_hash_mismatch_is_drift_and_reapplies(
     ref, spec, runtime, probes, settings, desired
 ) -> None:  # type: ignore[no-untyped-def]
     _converge(ref, spec, runtime, probes, settings, desired)
-    # Started from the file: no hash recorded yet -> one apply to learn it (not a drift).
-    (first,) = _kong_actions(ref, runtime, desired, "a" * 32)
-    assert first.kind is ActionKind.APPLY_CONFIG and not first.drift
+    # Started from the file: no hash recorded yet -> recorded as Kong reports it, no action
+    # (a converged stack stays Ready).
+    assert _kong_actions(ref, runtime, desired, "a" * 32) == []
+    observed = observe(runtime, ref, desired, lambda: "a" * 32)
+    assert record_kong_hash(runtime, observed, desired)
     kong_id = next(c.id for c in runtime.containers.values() if c.name.endswith("-kong"))
-    runtime.put_file(kong_id, KONG_CONFIG_PATH + KONG_HASH_SUFFIX, b"a" * 32)
+    assert runtime.read_file(kong_id, KONG_CONFIG_PATH + KONG_HASH_SUFFIX) == b"a" * 32
+    assert not record_kong_hash(runtime, observe(runtime, ref, desired, lambda: "b" * 32), desired)
     assert _kong_actions(ref, runtime, desired, "a" * 32) == []
     # Someone POSTed another config: the file still matches, Kong's hash does not.
     (drift,) = _kong_actions(ref, runtime, desired, "b" * 32)
@@ -67,11 +71,13 @@ def test_apply_records_the_hash_kong_reports(ref, spec, runtime, probes, setting
 
     probes.http_get = http_get
     assert kong_live_hash(spec, probes) == "c" * 32
+    kong_id = next(c.id for c in runtime.containers.values() if c.name.endswith("-kong"))
+    runtime.put_file(kong_id, KONG_CONFIG_PATH + KONG_HASH_SUFFIX, b"d" * 32)  # drifted
     ex = Executor(ref, spec, runtime, probes, SECRETS, settings)
     actions = plan(desired, observe(runtime, ref, desired, lambda: kong_live_hash(spec, probes)))
     ex.apply(desired, actions)
+    assert [a.drift for a in actions] == [True]
     assert probes.posts and probes.posts[-1][0].endswith("/config")
-    kong_id = next(c.id for c in runtime.containers.values() if c.name.endswith("-kong"))
     assert runtime.read_file(kong_id, KONG_CONFIG_PATH + KONG_HASH_SUFFIX) == b"c" * 32
     assert plan(desired, observe(runtime, ref, desired, lambda: kong_live_hash(spec, probes))) == []
 

@@ -12,7 +12,21 @@ The subset understood (Kong 3.x, `_format_version: "3.0"`):
         plugins:
           - name: aws-masker
             config: {redis_host: ..., redis_password: "{vault://env/redis-password}"}
-    plugins: []                                 # global plugins (aws-masker applies to all)
+    routes:                                     # also top level, naming their service
+      - {name: r, service: claude-api-service, paths: ["/v1"], methods: [POST]}
+    plugins:                                    # global, or scoped with route:/service:
+      - {name: aws-masker, route: r, config: {...}}
+
+Plugin blocks are checked against the schema of the plugin build being stood in for, as
+strictly as Kong checks them: the operator passes the selected profile's schema in
+KONGMASKER_PLUGIN_SCHEMA (kongmasker/api/kongplugin.py); without it the gateway's own schema
+(LOCAL_SCHEMA) applies. Unknown field, wrong type or out-of-range value: an error naming the
+field. A vault reference is resolved only in a field the schema marks referenceable; elsewhere
+it stays literal text, as in Kong. What a foreign schema allows but this gateway does not do
+(another Kong plugin, a mask_* switch off, managed Redis...) is an error saying so, never a
+silent difference. Profiles that read Redis from the environment (REDIS_HOST, REDIS_PORT,
+REDIS_PASSWORD, REDIS_DB) are served that way, and ANTHROPIC_API_KEY becomes the upstream
+x-api-key when the schema says the plugin authenticates.
 
 Errors are `ConfigError` with Kong's field-level shape: `fields` is a nested dict keyed like the
 input (`{"services": [{"url": "..."}]}`) and `flat` lists `services[0].url: ...` messages.
@@ -31,10 +45,13 @@ from urllib.parse import urlsplit
 import yaml
 
 __all__ = [
+    "LOCAL_SCHEMA",
     "PLUGIN_NAME",
+    "SCHEMA_ENV",
     "ConfigError",
     "GatewayConfig",
     "MaskerSettings",
+    "PluginSchema",
     "Route",
     "Service",
     "load_config",
@@ -131,6 +148,8 @@ class MaskerSettings:
     mask_query: bool = True
     unmask_response: bool = True
     max_body_bytes: int = 8 * 1024 * 1024
+    upstream_api_key: str | None = field(default=None, repr=False)
+    """Sent upstream as x-api-key (profiles whose plugin authenticates to the upstream)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,16 @@ class Route:
     name: str
     paths: tuple[str, ...]
     strip_path: bool = True
+    methods: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    masker: MaskerSettings | None = None
+    """A route-scoped aws-masker (wins over the service's and the global one, as in Kong)."""
+
+    def accepts(self, method: str, host: str) -> bool:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return (not self.methods or method.upper() in self.methods) and (
+            not self.hosts or host in self.hosts
+        )
 
 
 @dataclass(frozen=True)
@@ -167,11 +196,16 @@ class GatewayConfig:
     raw: dict[str, Any] = field(repr=False)
     hash: str = ""
 
-    def match(self, path: str) -> tuple[Service, Route, str] | None:
-        """(service, route, matched prefix) of the longest route path that prefixes `path`."""
+    def match(
+        self, path: str, method: str = "GET", host: str = ""
+    ) -> tuple[Service, Route, str] | None:
+        """(service, route, matched prefix) of the longest route path that prefixes `path`,
+        among routes whose methods and hosts (when set) accept the request."""
         best: tuple[Service, Route, str] | None = None
         for svc in self.services:
             for route in svc.routes:
+                if not route.accepts(method, host):
+                    continue
                 for prefix in route.paths:
                     if _prefix_match(path, prefix) and (best is None or len(prefix) > len(best[2])):
                         best = (svc, route, prefix)
@@ -179,7 +213,10 @@ class GatewayConfig:
 
     def redis_settings(self) -> list[MaskerSettings]:
         """The distinct masker settings in use."""
-        return list(dict.fromkeys(s.masker for s in self.services if s.masker is not None))
+        found = [s.masker for s in self.services] + [
+            r.masker for s in self.services for r in s.routes
+        ]
+        return list(dict.fromkeys(m for m in found if m is not None))
 
 
 def _prefix_match(path: str, prefix: str) -> bool:
@@ -219,9 +256,93 @@ def parse_body(body: bytes, content_type: str = "") -> dict[str, Any]:
     return data
 
 
-def load_config(data: dict[str, Any], environ: dict[str, str] | None = None) -> GatewayConfig:
-    """Validate `data` and build a GatewayConfig; vault references resolve from `environ`."""
+@dataclass(frozen=True)
+class PluginSchema:
+    """The `config` schema of the aws-masker build this gateway stands in for, and its wiring."""
+
+    profile: str
+    fields: dict[str, dict[str, Any]]
+    redis_from: str = "config"
+    redis_fields: dict[str, str] = field(default_factory=dict)
+    upstream_key_env: bool = False
+
+    @classmethod
+    def from_env(cls, env: Any) -> PluginSchema:
+        """KONGMASKER_PLUGIN_SCHEMA (JSON, rendered by the operator) or LOCAL_SCHEMA."""
+        text = env.get(SCHEMA_ENV)
+        if not text:
+            return LOCAL_SCHEMA
+        raw = json.loads(text)
+        return cls(
+            profile=str(raw["profile"]),
+            fields={str(k): dict(v) for k, v in raw["fields"].items()},
+            redis_from=str(raw.get("redis_from", "config")),
+            redis_fields={str(k): str(v) for k, v in (raw.get("redis_fields") or {}).items()},
+            upstream_key_env=bool(raw.get("upstream_key_env", False)),
+        )
+
+
+SCHEMA_ENV = "KONGMASKER_PLUGIN_SCHEMA"
+# This gateway's own plugin (profile "local" in kongmasker/api/kongplugin.py; a unit test keeps
+# the two equal).
+LOCAL_SCHEMA = PluginSchema(
+    profile="local",
+    fields={
+        "redis_host": {"type": "string", "default": "127.0.0.1"},
+        "redis_port": {"type": "integer", "default": 6379, "between": [1, 65535]},
+        "redis_password": {"type": "string", "referenceable": True},
+        "redis_db": {"type": "integer", "default": 0, "between": [0, 1000000]},
+        "redis_timeout": {"type": "number", "default": 2.0},
+        "mapping_ttl": {"type": "integer", "default": 604800, "between": [1, 1000000000]},
+        "fail_secure": {"type": "boolean", "default": True},
+        "mask_request_body": {"type": "boolean", "default": True},
+        "mask_query": {"type": "boolean", "default": True},
+        "unmask_response": {"type": "boolean", "default": True},
+        "max_body_bytes": {"type": "integer", "default": 8 * 1024 * 1024},
+    },
+    redis_from="config",
+    redis_fields={
+        "host": "redis_host",
+        "port": "redis_port",
+        "db": "redis_db",
+        "password": "redis_password",
+        "ttl": "mapping_ttl",
+        "fail_secure": "fail_secure",
+    },
+)
+
+# Values a foreign schema allows that this gateway does not implement: refused, by name.
+_NOT_IMPLEMENTED: dict[str, tuple[Any, str]] = {
+    "mask_ec2_instances": (False, "it masks every identifier type"),
+    "mask_s3_buckets": (False, "it masks every identifier type"),
+    "mask_rds_instances": (False, "it masks every identifier type"),
+    "mask_private_ips": (False, "it masks every identifier type"),
+    "use_redis": (False, "it always keeps mappings in Redis"),
+    "redis_type": ("managed", "only traditional (self-hosted) Redis"),
+    "redis_ssl_enabled": (True, "no TLS to Redis"),
+    "redis_cluster_mode": (True, "no Redis Cluster"),
+}
+# Kong's bundled plugins this gateway knows of but does not run.
+_KONG_PLUGINS = {
+    "correlation-id", "response-transformer", "request-transformer", "rate-limiting",
+    "cors", "key-auth", "prometheus", "file-log", "http-log", "ip-restriction", "acl",
+}  # fmt: skip
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+def load_config(
+    data: dict[str, Any], environ: dict[str, str] | None = None, schema: PluginSchema | None = None
+) -> GatewayConfig:
+    """Validate `data` and build a GatewayConfig; vault references resolve from `environ`;
+    plugin blocks are checked against `schema` (default: from `environ`)."""
     env = os.environ if environ is None else environ
+    schema = schema or PluginSchema.from_env(env)
     errors: list[tuple[tuple[str | int, ...], str]] = []
     fmt = data.get("_format_version")
     if fmt is None or str(fmt) not in ("1.1", "2.1", "3.0"):
@@ -229,26 +350,72 @@ def load_config(data: dict[str, Any], environ: dict[str, str] | None = None) -> 
     for key in data:
         if key not in _TOP_EXTRA and key not in ("services", "plugins", "routes"):
             errors.append(((key,), "unknown field"))
+    ctx = _Ctx(env, schema, errors)
     global_masker: MaskerSettings | None = None
+    by_route: dict[str, MaskerSettings | None] = {}
+    by_service: dict[str, MaskerSettings | None] = {}
     for i, plugin in enumerate(_list(data, "plugins", (), errors)):
-        m = _plugin(plugin, ("plugins", i), env, errors)
-        if m is not None:
+        path = ("plugins", i)
+        m = _plugin(plugin, path, ctx)
+        if not isinstance(plugin, dict):
+            continue
+        route_ref, svc_ref = _ref(plugin.get("route")), _ref(plugin.get("service"))
+        if route_ref:
+            by_route[route_ref] = m
+        elif svc_ref:
+            by_service[svc_ref] = m
+        elif m is not None:
             global_masker = m
+    top_routes: dict[str, list[Any]] = {}
+    for i, r in enumerate(_list(data, "routes", (), errors)):
+        svc_ref = _ref(r.get("service")) if isinstance(r, dict) else None
+        if not svc_ref:
+            errors.append((("routes", i, "service"), "required field missing"))
+            continue
+        top_routes.setdefault(svc_ref, []).append((("routes", i), r))
     services = []
     names: set[str] = set()
     for i, svc in enumerate(_list(data, "services", (), errors)):
-        built = _service(svc, ("services", i), env, errors, global_masker)
+        name = svc.get("name") if isinstance(svc, dict) else None
+        built = _service(
+            svc,
+            ("services", i),
+            ctx,
+            by_service.get(str(name), global_masker),
+            top_routes.pop(str(name), []),
+            by_route,
+        )
         if built is not None:
             if built.name in names:
                 errors.append((("services", i, "name"), f"duplicate service name {built.name!r}"))
             names.add(built.name)
             services.append(built)
-    if data.get("routes"):
-        errors.append((("routes",), "top-level routes are not supported; nest them in services"))
+    for svc_ref, routes in top_routes.items():
+        for path, _r in routes:
+            errors.append(((*path, "service"), f"no service named {svc_ref!r}"))
+    known_routes = {r.name for s in services for r in s.routes}
+    for i, plugin in enumerate(data.get("plugins") or []):
+        ref = _ref(plugin.get("route")) if isinstance(plugin, dict) else None
+        if ref and ref not in known_routes:
+            errors.append((("plugins", i, "route"), f"no route named {ref!r}"))
     if errors:
         raise ConfigError(errors)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return GatewayConfig(tuple(services), data, hashlib.md5(canonical.encode()).hexdigest())
+
+
+@dataclass
+class _Ctx:
+    env: Any
+    schema: PluginSchema
+    errors: list[Any]
+
+
+def _ref(value: Any) -> str | None:
+    """A foreign key in a declarative file: a name, or `{name: ...}` / `{id: ...}`."""
+    if isinstance(value, dict):
+        value = value.get("name") or value.get("id")
+    return str(value) if isinstance(value, str) and value else None
 
 
 def _list(
@@ -266,10 +433,12 @@ def _list(
 def _service(
     svc: Any,
     path: tuple[str | int, ...],
-    env: Any,
-    errors: list[Any],
-    global_masker: MaskerSettings | None,
+    ctx: _Ctx,
+    inherited: MaskerSettings | None,
+    top_routes: list[tuple[tuple[str | int, ...], Any]],
+    by_route: dict[str, MaskerSettings | None],
 ) -> Service | None:
+    errors = ctx.errors
     if not isinstance(svc, dict):
         errors.append((path, "expected a record"))
         return None
@@ -291,15 +460,13 @@ def _service(
         errors.append(((*path, "name"), "required field missing"))
         name = ""
     scheme, host, port, base = _service_target(svc, path, errors)
-    routes = [
-        _route(r, (*path, "routes", j), errors)
-        for j, r in enumerate(_list(svc, "routes", path, errors))
-    ]
-    masker = global_masker
+    masker = inherited
     for j, plugin in enumerate(_list(svc, "plugins", path, errors)):
-        m = _plugin(plugin, (*path, "plugins", j), env, errors)
+        m = _plugin(plugin, (*path, "plugins", j), ctx)
         if m is not None:
             masker = m
+    nested = [((*path, "routes", j), r) for j, r in enumerate(_list(svc, "routes", path, errors))]
+    routes = [_route(r, rpath, ctx, by_route) for rpath, r in nested + top_routes]
     if len(errors) > n_errors:
         return None
     return Service(name, scheme, host, port, base, tuple(r for r in routes if r), masker)
@@ -338,15 +505,22 @@ def _service_target(
     return str(scheme), host, port, base
 
 
-def _route(r: Any, path: tuple[str | int, ...], errors: list[Any]) -> Route | None:
+def _route(
+    r: Any, path: tuple[str | int, ...], ctx: _Ctx, by_route: dict[str, MaskerSettings | None]
+) -> Route | None:
+    errors = ctx.errors
     if not isinstance(r, dict):
         errors.append((path, "expected a record"))
         return None
     for key in r:
         if key not in _ROUTE_EXTRA and key not in {"name", "paths", "strip_path", "plugins"}:
             errors.append(((*path, key), "unknown field"))
-    if r.get("plugins"):
-        errors.append(((*path, "plugins"), "route-level plugins are not supported"))
+    name = str(r.get("name") or "")
+    masker = by_route.get(name) if name else None
+    for j, plugin in enumerate(_list(r, "plugins", path, errors)):
+        m = _plugin(plugin, (*path, "plugins", j), ctx)
+        if m is not None:
+            masker = m
     paths = r.get("paths")
     if not isinstance(paths, list) or not paths:
         errors.append(((*path, "paths"), "must set at least one path"))
@@ -359,82 +533,137 @@ def _route(r: Any, path: tuple[str | int, ...], errors: list[Any]) -> Route | No
     if not isinstance(strip, bool):
         errors.append(((*path, "strip_path"), "expected a boolean"))
         return None
-    return Route(str(r.get("name") or ""), tuple(paths), strip)
+    methods = _strings(r, "methods", path, errors)
+    hosts = _strings(r, "hosts", path, errors)
+    return Route(name, tuple(paths), strip, tuple(m.upper() for m in methods), tuple(hosts), masker)
 
 
-def _plugin(
-    plugin: Any, path: tuple[str | int, ...], env: Any, errors: list[Any]
-) -> MaskerSettings | None:
+def _strings(
+    r: dict[str, Any], key: str, path: tuple[str | int, ...], errors: list[Any]
+) -> list[str]:
+    value = r.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors.append(((*path, key), "expected an array of strings"))
+        return []
+    return value
+
+
+def _plugin(plugin: Any, path: tuple[str | int, ...], ctx: _Ctx) -> MaskerSettings | None:
+    errors = ctx.errors
     if not isinstance(plugin, dict):
         errors.append((path, "expected a record"))
         return None
     name = plugin.get("name")
     if name != PLUGIN_NAME:
-        errors.append(((*path, "name"), f"plugin '{name}' not enabled; add it to 'plugins'"))
+        if name in _KONG_PLUGINS:
+            why = f"plugin '{name}' is not implemented by the local gateway (only {PLUGIN_NAME})"
+        else:
+            why = f"plugin '{name}' not enabled; add it to 'plugins'"
+        errors.append(((*path, "name"), why))
         return None
-    if plugin.get("enabled") is False:
-        return None
+    for key in plugin:
+        if key not in {"name", "config", "enabled", "route", "service", "tags", "id",
+                       "protocols", "instance_name"}:  # fmt: skip
+            errors.append(((*path, key), "unknown field"))
     conf = plugin.get("config") or {}
     if not isinstance(conf, dict):
         errors.append(((*path, "config"), "expected a record"))
         return None
-    return _masker_settings(conf, (*path, "config"), env, errors)
-
-
-_MASKER_TYPES: dict[str, type | tuple[type, ...]] = {
-    "redis_host": str,
-    "redis_port": int,
-    "redis_password": (str, type(None)),
-    "redis_db": int,
-    "redis_timeout": (int, float),
-    "mapping_ttl": int,
-    "fail_secure": bool,
-    "mask_request_body": bool,
-    "mask_query": bool,
-    "unmask_response": bool,
-    "max_body_bytes": int,
-}
+    settings = _masker_settings(conf, (*path, "config"), ctx)
+    if plugin.get("enabled") is False:
+        return None
+    return settings
 
 
 def _masker_settings(
-    conf: dict[str, Any], path: tuple[str | int, ...], env: Any, errors: list[Any]
+    conf: dict[str, Any], path: tuple[str | int, ...], ctx: _Ctx
 ) -> MaskerSettings | None:
+    schema, errors, env = ctx.schema, ctx.errors, ctx.env
     values: dict[str, Any] = {}
     n_errors = len(errors)
     for key, raw in conf.items():
-        if key not in _MASKER_TYPES:
-            errors.append(((*path, key), "unknown field"))
+        fdef = schema.fields.get(key)
+        if fdef is None:
+            errors.append(((*path, key), f"unknown field (plugin schema {schema.profile!r})"))
             continue
-        value = _resolve_vault(raw, (*path, key), env, errors)
-        expected = _MASKER_TYPES[key]
-        if isinstance(value, str) and expected in (int, (int, float)) and value.isdigit():
-            value = int(value)
-        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
-            errors.append(((*path, key), f"expected {_type_name(expected)}"))
+        value = raw
+        if fdef.get("referenceable") and isinstance(raw, str) and raw.startswith("{vault://"):
+            value = _resolve_vault(raw, (*path, key), env, errors)
+            if value is None:
+                continue
+        if value is None:
+            continue  # null: the default applies
+        kind = str(fdef["type"])
+        if (isinstance(value, bool) and kind != "boolean") or not isinstance(value, _TYPES[kind]):
+            errors.append(((*path, key), f"expected {_article(kind)}"))
+            continue
+        if fdef.get("one_of") and value not in fdef["one_of"]:
+            errors.append(((*path, key), "expected one of: " + ", ".join(fdef["one_of"])))
+            continue
+        between = fdef.get("between")
+        if between and not between[0] <= value <= between[1]:
+            errors.append(((*path, key), f"value should be between {between[0]} and {between[1]}"))
+            continue
+        off = _NOT_IMPLEMENTED.get(key)
+        if off is not None and value == off[0]:
+            errors.append(
+                ((*path, key), f"{value!r} is not implemented by the local gateway: {off[1]}")
+            )
             continue
         values[key] = value
-    for key, lo, hi in (
-        ("redis_port", 1, 65535),
-        ("redis_db", 0, 10**6),
-        ("mapping_ttl", 1, 10**9),
-    ):
-        if key in values and not lo <= values[key] <= hi:
-            errors.append(((*path, key), f"value should be between {lo} and {hi}"))
     if len(errors) > n_errors:
         return None
-    return MaskerSettings(**values)
+    return _settings_for(schema, values, env)
 
 
-def _type_name(t: type | tuple[type, ...]) -> str:
-    names = {int: "an integer", str: "a string", bool: "a boolean", float: "a number"}
-    ts = t if isinstance(t, tuple) else (t,)
-    return " or ".join(names.get(x, "null") for x in ts)
+def _settings_for(schema: PluginSchema, values: dict[str, Any], env: Any) -> MaskerSettings:
+    """MaskerSettings from validated field values and, where the plugin reads them there, the
+    environment."""
+
+    def field_of(role: str, default: Any) -> Any:
+        name = schema.redis_fields.get(role)
+        if name is None:
+            return default
+        return values.get(name, schema.fields[name].get("default", default))
+
+    if schema.redis_from == "env":
+        # As the original plugins' masker_ngx_re.lua: the connection comes from the env.
+        redis: dict[str, Any] = {
+            "redis_host": env.get("REDIS_HOST") or "redis",
+            "redis_port": int(env.get("REDIS_PORT") or 6379),
+            "redis_password": env.get("REDIS_PASSWORD") or None,
+            "redis_db": int(env.get("REDIS_DB") or 0),
+        }
+    else:
+        redis = {
+            "redis_host": field_of("host", "127.0.0.1"),
+            "redis_port": field_of("port", 6379),
+            "redis_password": field_of("password", None),
+            "redis_db": field_of("db", 0),
+        }
+    key = values.get("anthropic_api_key") or (
+        env.get("ANTHROPIC_API_KEY") if schema.upstream_key_env else None
+    )
+    own: dict[str, Any] = {k: v for k, v in values.items() if k in _LOCAL_ONLY}
+    return MaskerSettings(
+        **redis,
+        **own,
+        mapping_ttl=int(field_of("ttl", 604800)),
+        fail_secure=bool(field_of("fail_secure", True)),
+        upstream_api_key=key or None,
+    )
+
+
+_LOCAL_ONLY = {"redis_timeout", "mask_request_body", "mask_query", "unmask_response",
+               "max_body_bytes"}  # fmt: skip
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _resolve_vault(value: Any, path: tuple[str | int, ...], env: Any, errors: list[Any]) -> Any:
     """Kong's env vault: `{vault://env/redis-password}` reads REDIS_PASSWORD."""
-    if not isinstance(value, str) or not value.startswith("{vault://"):
-        return value
     m = _VAULT.match(value)
     if m is None:
         errors.append((path, "only {vault://env/<name>} references are supported"))

@@ -81,12 +81,19 @@ class GatewaySettings:
     declarative: str | None = None
     upstream_timeout: float = 60.0
     plugins: tuple[str, ...] = (PLUGIN_NAME,)
+    max_body_bytes: int = 1024 * 1024
+    """Kong's client_max_body_size (nginx's default 1m): a larger body gets 413."""
+    fault_leak_type: str | None = None
+    """Test fault (KONGMASKER_FAULT_LEAK_TYPE=EC2): identifiers of this engine type are sent
+    upstream raw, so tests can prove the operator's canary catches a plugin that leaks one
+    type. Never set outside tests; it is logged loudly at start."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
         """KONG_PROXY_LISTEN, KONG_ADMIN_LISTEN, KONG_STATUS_LISTEN, KONG_GRACE_SECONDS,
         KONG_DECLARATIVE_CONFIG_STRING / KONG_DECLARATIVE_CONFIG, KONG_UPSTREAM_TIMEOUT,
-        KONG_PLUGINS (`bundled,aws-masker`; without aws-masker the plugin is not loaded)."""
+        KONG_PLUGINS (`bundled,aws-masker`; without aws-masker the plugin is not loaded),
+        KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE (nginx size, as Kong injects it)."""
         declarative = env.get("KONG_DECLARATIVE_CONFIG_STRING") or None
         path = env.get("KONG_DECLARATIVE_CONFIG")
         if declarative is None and path:
@@ -106,7 +113,16 @@ class GatewaySettings:
             declarative=declarative,
             upstream_timeout=float(env.get("KONG_UPSTREAM_TIMEOUT", "60")),
             plugins=plugins,
+            max_body_bytes=_nginx_size(env.get("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE") or "1m"),
+            fault_leak_type=env.get("KONGMASKER_FAULT_LEAK_TYPE") or None,
         )
+
+
+def _nginx_size(text: str) -> int:
+    """nginx size ("10m", "512k", "8192") -> bytes."""
+    text = text.strip().lower()
+    unit = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(text[-1:], 1)
+    return int(text[:-1] if unit > 1 else text) * unit
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -144,8 +160,8 @@ class Gateway:
     # --- configuration -------------------------------------------------------------------
 
     def load_initial(self) -> None:
-        """Apply the config from the environment, if any; an invalid one is logged (fields
-        only, never values) and leaves the gateway not ready until POST /config."""
+        """Apply the config from the environment, if any. An invalid one raises ConfigError
+        (fields only, never values): like Kong, the gateway does not start on it."""
         if not self.settings.declarative:
             return
         try:
@@ -153,7 +169,8 @@ class Gateway:
         except ConfigError as exc:
             self.last_error = str(exc)
             self.metrics.config_loads.labels("invalid").inc()
-            log.error("initial declarative config is invalid: %s", exc)
+            log.error("initial declarative config is invalid, not starting: %s", exc)
+            raise
 
     def apply(self, data: dict[str, Any]) -> GatewayConfig:
         """Validate and switch to a new config live; in-flight requests finish on the old one."""
@@ -331,7 +348,7 @@ class Gateway:
         code = 500
         try:
             config = self.config
-            matched = config.match(req.path) if config else None
+            matched = config.match(req.path, req.method, req.host) if config else None
             if matched is None:
                 code = 404
                 return _kong_error(404, "no Route matched with those values")
@@ -388,8 +405,13 @@ class Gateway:
     async def _proxy(
         self, req: web.Request, service: Any, route: Any, prefix: str, started: float
     ) -> web.StreamResponse:
-        masker: MaskerSettings | None = service.masker
+        masker: MaskerSettings | None = route.masker or service.masker
+        if (req.content_length or 0) > self.settings.max_body_bytes:
+            # As nginx's client_max_body_size: refused before anything is read or forwarded.
+            return _kong_error(413, "request entity too large")
         body = await req.read()
+        if len(body) > self.settings.max_body_bytes:
+            return _kong_error(413, "request entity too large")
         query = req.rel_url.raw_query_string
         scope: Scope = {}
         if masker is not None:
@@ -411,6 +433,10 @@ class Gateway:
             if isinstance(outcome, web.Response):
                 return outcome
             _store, masked = outcome
+            if self.settings.fault_leak_type:
+                leak = self.settings.fault_leak_type
+                raw = {o: o for p in parts for t, o in p.items if t == leak}
+                masked = {**masked, **raw}
             scope = {m.encode(): o.encode() for o, m in masked.items()}
             if body_parsed is not None and body_parsed.findings:
                 body = bodies.rebuild(body_parsed, masked)
@@ -422,6 +448,8 @@ class Gateway:
         url = service.base_url + path + (f"?{query}" if query else "")
         headers = {k: v for k, v in req.headers.items() if k.lower() not in _REQUEST_DROP}
         headers["Accept-Encoding"] = "identity"
+        if masker is not None and masker.upstream_api_key:
+            headers["x-api-key"] = masker.upstream_api_key
         forwarded = req.headers.get("X-Forwarded-For")
         remote = req.remote or ""
         headers["X-Forwarded-For"] = f"{forwarded}, {remote}" if forwarded else remote
@@ -547,7 +575,14 @@ async def run(env: Mapping[str, str]) -> None:
     """Run the gateway until SIGTERM, then drain and return."""
     settings = GatewaySettings.from_env(env)
     gw = Gateway(settings, environ=dict(env))
-    gw.load_initial()
+    if settings.fault_leak_type:
+        log.critical(
+            "TEST FAULT: identifiers of type %s are forwarded UNMASKED", settings.fault_leak_type
+        )
+    try:
+        gw.load_initial()
+    except ConfigError:
+        raise SystemExit(1) from None
     server = Server(
         [
             Listener(gw.proxy_app(), *settings.proxy, drain_first=True),

@@ -1,4 +1,4 @@
-"""Running aiohttp apps on their listeners, with a graceful drain on SIGTERM.
+"""Running aiohttp apps on their listeners, with a graceful drain on SIGTERM or SIGQUIT.
 
 The drain order matters: the service turns not-ready first (so health checks and load balancers
 stop sending), then the listeners close (no new connections), then in-flight requests get up to
@@ -114,7 +114,8 @@ class Server:
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then drain."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGQUIT is Kong's (nginx's) graceful stop and what the operator sends to the gateway.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             loop.add_signal_handler(sig, self.stop)
         await self.start()
         await self._stop.wait()

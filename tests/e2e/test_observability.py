@@ -92,8 +92,8 @@ def test_watch_verifies_masking_exposes_metrics_heals_a_hang_and_escalates(
             ),
             metric_value(s, "kongmasker_masking_verified", **stack) == 1,
             metric_value(s, "kongmasker_masking_success_ratio", **stack) == 1,
-            metric_value(s, "kongmasker_masking_accuracy_ratio", **stack, type="IAM_ROLE") == 1,
-            (metric_value(s, "kongmasker_masking_processing_seconds", **stack, type="EC2") or -1)
+            metric_value(s, "kongmasker_masking_accuracy_ratio", **stack, type="iam-role") == 1,
+            (metric_value(s, "kongmasker_masking_processing_seconds", **stack, type="ec2") or -1)
             >= 0,
             (metric_value(s, "kongmasker_canary_request_duration_seconds_count", **stack) or 0)
             >= 1,

@@ -13,6 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kongmasker.api.kongplugin import (
+    DEFAULT_PROFILE,
+    PLUGIN_NAME,
+    PROFILES,
+    PluginProfile,
+    check_config,
+)
 from kongmasker.errors import InvalidSpec
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
@@ -24,6 +31,8 @@ RESTART_STRATEGIES = ("Recreate", "Graceful")
 """spec.restartStrategy: Recreate stops everything and starts it again (downtime); Graceful
 hands over component by component with no request failing (core/graceful.py)."""
 """Alert severities, lowest first."""
+DEFAULT_KONG_MAX_BODY = "10m"
+"""Kong's request body limit and buffer; equal to Nginx's default clientMaxBodySize."""
 DEFAULT_IMAGES = {
     "redis": "kongmasker/redis:dev",
     "kong": "kongmasker/gateway:dev",
@@ -120,6 +129,50 @@ class RedisSpec(ComponentSpec):
 
 
 @dataclass(frozen=True)
+class PluginSpec:
+    """spec.kong.plugin: which aws-masker build the Kong image carries (api/kongplugin.py)
+    and the user's config fields, merged over what the operator renders."""
+
+    name: str = PLUGIN_NAME
+    profile: str = DEFAULT_PROFILE
+    config: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def schema(self) -> PluginProfile:
+        return PROFILES[self.profile]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> PluginSpec:
+        raw = raw or {}
+        config = raw.get("config") or {}
+        if not isinstance(config, Mapping):
+            raise InvalidSpec("spec.kong.plugin.config must be an object of plugin fields")
+        return cls(
+            name=str(raw.get("name") or PLUGIN_NAME),
+            profile=str(raw.get("profile") or DEFAULT_PROFILE),
+            config=tuple(sorted(config.items())),
+        )
+
+    def validate(self) -> None:
+        """Refuse, before anything starts, what the selected plugin would refuse at load."""
+        if self.name != PLUGIN_NAME:
+            raise InvalidSpec(f"spec.kong.plugin.name: {self.name!r} is not {PLUGIN_NAME!r}")
+        if self.profile not in PROFILES:
+            raise InvalidSpec(
+                f"spec.kong.plugin.profile: {self.profile!r} is not one of " + ", ".join(PROFILES)
+            )
+        problems = check_config(self.schema, dict(self.config))
+        if problems:
+            key, why = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            fields = ", ".join(sorted(self.schema.fields))
+            raise InvalidSpec(
+                f"spec.kong.plugin.config.{key}: {why} for the {self.name} plugin's "
+                f"{self.profile!r} profile{more}; its fields: {fields}"
+            )
+
+
+@dataclass(frozen=True)
 class KongSpec(ComponentSpec):
     proxy_port: int = 8000
     admin_port: int = 8001
@@ -127,6 +180,14 @@ class KongSpec(ComponentSpec):
     route_paths: tuple[str, ...] = ("/v1",)
     mapping_ttl_seconds: int = 604800
     fail_secure: bool = True
+    plugin: PluginSpec = field(default_factory=PluginSpec)
+    max_body_size: str = DEFAULT_KONG_MAX_BODY
+    """nginx client_max_body_size and client_body_buffer_size of Kong: the same value, so the
+    plugin always sees the whole body in memory; a larger body is refused with 413."""
+
+    @property
+    def max_body_bytes(self) -> int:
+        return parse_nginx_size(self.max_body_size)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> KongSpec:
@@ -140,6 +201,8 @@ class KongSpec(ComponentSpec):
             route_paths=tuple(raw.get("routePaths") or ("/v1",)),
             mapping_ttl_seconds=int(masking.get("mappingTtlSeconds", 604800)),
             fail_secure=bool(masking.get("failSecure", True)),
+            plugin=PluginSpec.from_dict(raw.get("plugin")),
+            max_body_size=str(raw.get("maxBodySize") or DEFAULT_KONG_MAX_BODY),
         )
 
 
@@ -418,6 +481,19 @@ class StackSpec:
             raise InvalidSpec("spec.upstream.url must start with http:// or https://")
         for comp in (self.redis, self.kong, self.nginx, self.backend):
             _ = comp.resources.nano_cpus, comp.resources.memory_bytes
+        self.kong.plugin.validate()
+        if not self.kong.fail_secure and "fail_secure" not in self.kong.plugin.schema.redis_fields:
+            raise InvalidSpec(
+                f"spec.kong.masking.failSecure: false is not possible with the "
+                f"{self.kong.plugin.profile!r} plugin profile (it always refuses when Redis is "
+                "down); remove the field or choose the 'local' profile"
+            )
+        if self.kong.max_body_bytes < parse_nginx_size(self.nginx.client_max_body_size):
+            raise InvalidSpec(
+                f"spec.kong.maxBodySize ({self.kong.max_body_size}) is below "
+                f"spec.nginx.clientMaxBodySize ({self.nginx.client_max_body_size}): Kong would "
+                "refuse bodies Nginx lets through; raise kong.maxBodySize"
+            )
 
     def secret_refs(self) -> dict[str, SecretKeyRef]:
         """Every Secret key the stack needs, by the env variable it becomes. The alert
@@ -442,6 +518,14 @@ _MEMORY_UNITS = {
     "Gi": 1024**3,
     "Ti": 1024**4,
 }
+
+
+def parse_nginx_size(size: str) -> int:
+    """nginx size ("10m", "512k", "1g", "8192") -> bytes."""
+    m = re.fullmatch(r"([0-9]+)([kKmMgG]?)", size.strip())
+    if m is None:
+        raise InvalidSpec(f"size {size!r} is not like 8192, 512k, 10m or 1g")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
 
 
 def parse_memory(quantity: str) -> int:

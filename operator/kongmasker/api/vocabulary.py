@@ -107,6 +107,9 @@ class Reason(StrEnum):
     DRIFT_REPAIRED = "DriftRepaired"
     CONFIG_APPLIED = "ConfigApplied"
     CONFIG_APPLY_FAILED = "ConfigApplyFailed"
+    KONG_CONFIG_DRIFT = "KongConfigDrift"
+    """Kong's live configuration hash differed from the one it reported for the rendered
+    config (changed through the Admin API): the rendered config was applied again."""
     DOCKER_ERROR = "DockerError"
     CONTAINER_CONFLICT = "ContainerConflict"
     PAUSED = "Paused"
@@ -136,6 +139,8 @@ class Reason(StrEnum):
     """A raw identifier reached the upstream: a security incident."""
     ORIGINALS_NOT_RESTORED = "OriginalsNotRestored"
     WRONG_TYPE = "MaskedAsWrongType"
+    """No longer given: the canary judges any plugin, not how it names masked ids (kept so
+    that a status written by an older operator still reads as a known reason)."""
     FAIL_SECURE_REFUSAL = "FailSecureRefusal"
     """The gateway refused the canary with 503 (identifiers found, Redis unreachable)."""
     CANARY_REQUEST_FAILED = "CanaryRequestFailed"

@@ -6,10 +6,12 @@ other in start order, each health-gated before the next, and no request failing 
   KONG_REDIS_RETRY_SECONDS before fail-secure answers 503).
 * Kong, Nginx and Backend are handed over on the same host ports: a second container
   `<name>-surge` from the same rendered spec (same labels and spec hash) binds the ports next to
-  the old one (SO_REUSEPORT), must write its ready file (the data plane's
-  /tmp/kongmasker-ready; nginx's pid file, written after its sockets are open) and pass the
-  normal gate; then the old one is stopped with its own signal (it closes its listeners and
-  finishes what is in flight), removed, and the new one renamed to the canonical name.
+  the old one (SO_REUSEPORT; Kong's listeners are rendered with `reuseport`), must show that
+  it is up itself (the data plane's ready file /tmp/kongmasker-ready, or `kong health` in a
+  real Kong image, which writes no such file; nginx's pid file, written after its sockets are
+  open) and pass the normal gate; then the old one is stopped with its own signal (it closes
+  its listeners and finishes what is in flight), removed, and the new one renamed to the
+  canonical name.
 
 A replacement that does not get ready is removed and the old container keeps serving
 (GracefulRestartFailed). Connections still in the old listener's accept queue are migrated
@@ -146,10 +148,10 @@ class Handover:
         )
 
     def _await_ready(self, comp: Component, container_id: str) -> None:
-        """The new container's own ready file, then the normal gate over the shared ports."""
+        """The new container's own ready signal, then the normal gate over the shared ports."""
         path = READY_FILES[comp]
         deadline = self.clock() + self.settings.health.gate_timeout
-        while self.runtime.read_file(container_id, path) is None:
+        while not self._own_ready(comp, container_id, path):
             why = self._give_up(container_id, deadline)
             if why is not None:
                 raise self._failed(comp, f"no {path} in the new container ({why})")
@@ -157,6 +159,19 @@ class Handover:
         result = self._wait_gate(comp, container_id)
         if not result.ok:
             raise self._failed(comp, f"the new container did not pass its gate: {result.message}")
+
+    def _own_ready(self, comp: Component, container_id: str, path: str) -> bool:
+        """This very container is up: its ready file (the local gateway writes one) or, for a
+        real Kong image that has none, `kong health` inside it (its nginx master and workers
+        run; the declarative config is loaded before they start)."""
+        if self.runtime.read_file(container_id, path) is not None:
+            return True
+        if comp is not Component.KONG:
+            return False
+        try:
+            return self.runtime.exec(container_id, ["kong", "health"]).exit_code == 0
+        except RuntimeOperationError:
+            return False
 
     def _give_up(self, container_id: str, deadline: float) -> str | None:
         if self.superseded():

@@ -45,8 +45,10 @@ from kongmasker.core.stack import (
     ActionKind,
     Executor,
     Observed,
+    kong_live_hash,
     observe,
     plan,
+    record_kong_hash,
     stop_component,
     stop_stack,
 )
@@ -143,7 +145,7 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
         preflight.images(runtime, desired)
         preflight.volume(runtime, ref, spec)
         migrated = migrate_legacy(runtime, ref, spec, _stopper(runtime, spec, secrets, deps))
-        observed = observe(runtime, ref, desired)
+        observed = observe(runtime, ref, desired, _kong_hash(spec, deps))
         preflight.ports(runtime, spec, observed)
         disk_note = preflight.disk(engine, deps.settings)
     except PreflightFailed as exc:
@@ -212,7 +214,7 @@ class _Run:
         held: list[Component] = []
         try:
             if self._maybe_restart(desired):
-                self.observed = observe(self.runtime, ref, desired)
+                self.observed = observe(self.runtime, ref, desired, _kong_hash(self.spec, deps))
             actions = self._guard(plan(desired, self.observed))
             executor.apply(desired, actions)
         except Superseded as exc:
@@ -227,9 +229,14 @@ class _Run:
         self._action_events(executor.done)
         if executor.done or error is not None:
             try:  # the containers changed: report what is there now
-                self.observed = observe(self.runtime, ref, desired)
+                self.observed = observe(self.runtime, ref, desired, _kong_hash(self.spec, deps))
             except TransientError as exc:
                 error = error or exc
+        if error is None:
+            try:
+                record_kong_hash(self.runtime, self.observed, desired)
+            except TransientError as exc:
+                error = exc
         if self.refused is not None and error is None:
             held = list(dependents(self.refused[0]))
         comps = st.components(self.observed, executor.health, held)
@@ -431,9 +438,15 @@ class _Run:
         ns, name = self.obj.ref.namespace, self.obj.ref.name
         for a in done:
             metrics.ACTIONS.labels(ns, name, str(a.component), str(a.kind)).inc()
+            reason = Reason.KONG_CONFIG_DRIFT if a.drift else _event_reason(a)
             self.events.append(
-                st.EventNote(_event_reason(a), f"{a.kind} {a.component}: {a.reason}")
+                st.EventNote(reason, f"{a.kind} {a.component}: {a.reason}", warning=a.drift)
             )
+
+
+def _kong_hash(spec: StackSpec, deps: Deps) -> Callable[[], str | None]:
+    """Kong's live configuration hash, read when observing (level-based drift detection)."""
+    return lambda: kong_live_hash(spec, deps.probes)
 
 
 def _event_reason(a: Action) -> str:

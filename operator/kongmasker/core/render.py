@@ -3,7 +3,13 @@ ContainerSpec and, for Kong and Nginx, a configuration file that can be applied 
 
 Secrets only ever go into container env. Kong's declarative config refers to the Redis
 password as `{vault://env/redis-password}` (Kong's env vault, resolved from REDIS_PASSWORD)
-so no rendered file holds a secret.
+only where the selected plugin profile declares that field referenceable; a plugin that reads
+Redis from the environment gets REDIS_HOST/PORT/PASSWORD/DB there instead, so no rendered file
+holds a secret.
+
+Kong's plugin block holds only fields the profile's schema knows (api/kongplugin.py):
+rendered defaults by role (Redis host/port/db/password, TTL, fail-secure), then the user's
+`spec.kong.plugin.config` over them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import yaml
 
 from kongmasker.adapters.runtime import ContainerSpec
 from kongmasker.api import naming
+from kongmasker.api.kongplugin import check_config
 from kongmasker.api.spec import ComponentSpec, StackSpec
 from kongmasker.api.vocabulary import (
     LABEL_COMPONENT,
@@ -33,6 +40,7 @@ from kongmasker.api.vocabulary import (
     START_ORDER,
     Component,
 )
+from kongmasker.errors import InvalidSpec
 
 KONG_CONFIG_PATH = "/etc/kongmasker/kong.yml"
 NGINX_CONFIG_PATH = "/etc/kongmasker/nginx.conf"
@@ -42,7 +50,7 @@ ROUTE_NAME = "claude-api-route"
 
 STOP_SIGNALS = {
     Component.REDIS: "SIGTERM",
-    Component.KONG: "SIGTERM",
+    Component.KONG: "SIGQUIT",  # Kong's (nginx's) graceful stop; SIGTERM cuts requests
     Component.NGINX: "SIGQUIT",  # nginx's graceful shutdown
     Component.BACKEND: "SIGTERM",
 }
@@ -189,17 +197,41 @@ def container_hash(spec: ContainerSpec) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def render_kong_config(spec: StackSpec, redis_host: str) -> str:
-    """Kong 3.x DB-less declarative configuration (YAML) with the aws-masker plugin."""
-    plugin_config: dict[str, Any] = {
-        "redis_host": redis_host,
-        "redis_port": spec.redis.port,
-        "redis_db": spec.redis.db,
-        "mapping_ttl": spec.kong.mapping_ttl_seconds,
+def render_plugin_config(spec: StackSpec, redis_host: str) -> dict[str, Any]:
+    """The aws-masker `config` block: only fields the selected profile's schema knows."""
+    plugin = spec.kong.plugin
+    profile = plugin.schema
+    by_role: dict[str, Any] = {
+        "host": redis_host,
+        "port": spec.redis.port,
+        "db": spec.redis.db,
+        "ttl": spec.kong.mapping_ttl_seconds,
         "fail_secure": spec.kong.fail_secure,
     }
-    if spec.redis.password is not None:
-        plugin_config["redis_password"] = REDIS_PASSWORD_VAULT_REF
+    rendered = {
+        fieldname: by_role[role]
+        for role, fieldname in profile.redis_fields.items()
+        if role in by_role
+    }
+    password_field = profile.redis_fields.get("password")
+    if (
+        spec.redis.password is not None
+        and password_field
+        and profile.fields[password_field].referenceable
+    ):
+        rendered[password_field] = REDIS_PASSWORD_VAULT_REF
+    if "max_body_bytes" in profile.fields:
+        rendered["max_body_bytes"] = spec.kong.max_body_bytes
+    merged = {**rendered, **dict(plugin.config)}
+    problems = check_config(profile, merged)
+    if problems:  # rendered defaults are valid by construction; this guards a schema edit
+        key, why = problems[0]
+        raise InvalidSpec(f"rendered aws-masker config.{key}: {why} ({profile.name!r} profile)")
+    return merged
+
+
+def render_kong_config(spec: StackSpec, redis_host: str) -> str:
+    """Kong 3.x DB-less declarative configuration (YAML) with the aws-masker plugin."""
     doc = {
         "_format_version": "3.0",
         "services": [
@@ -209,7 +241,12 @@ def render_kong_config(spec: StackSpec, redis_host: str) -> str:
                 "routes": [
                     {"name": ROUTE_NAME, "paths": list(spec.kong.route_paths), "strip_path": False}
                 ],
-                "plugins": [{"name": "aws-masker", "config": plugin_config}],
+                "plugins": [
+                    {
+                        "name": spec.kong.plugin.name,
+                        "config": render_plugin_config(spec, redis_host),
+                    }
+                ],
             }
         ],
     }
@@ -311,18 +348,48 @@ def _redis_env(spec: StackSpec, net: _Net, secrets: Mapping[str, str]) -> dict[s
 
 def _kong_env(spec: StackSpec, net: _Net, secrets: Mapping[str, str], grace: int) -> dict[str, str]:
     k = spec.kong
+    profile = k.plugin.schema
+    drain = max(1, grace - 2)  # a little under Docker's kill deadline so the exit is clean
     env = {
         "KONG_DATABASE": "off",
-        "KONG_PLUGINS": "bundled,aws-masker",
-        "KONG_PROXY_LISTEN": f"{net.bind}:{k.proxy_port}",
-        "KONG_ADMIN_LISTEN": f"{net.bind}:{k.admin_port}",
-        "KONG_STATUS_LISTEN": f"{net.bind}:{k.status_port}",
+        "KONG_PLUGINS": f"bundled,{k.plugin.name}",
+        # reuseport: a second Kong can bind the same ports during a graceful handover.
+        # The Admin API binds where the operator reaches it and nowhere wider (docs/kong.md).
+        "KONG_PROXY_LISTEN": f"{net.bind}:{k.proxy_port} reuseport",
+        "KONG_ADMIN_LISTEN": f"{net.bind}:{k.admin_port} reuseport",
+        "KONG_STATUS_LISTEN": f"{net.bind}:{k.status_port} reuseport",
         "KONG_DECLARATIVE_CONFIG": KONG_CONFIG_PATH,
-        # Drain a little faster than Docker's kill deadline so the exit is clean.
-        "KONG_GRACE_SECONDS": str(max(1, grace - 2)),
+        # Equal buffer and limit: the body is always in memory, so the plugin sees all of
+        # it (Kong hands a plugin no body that spilled to a file); a larger one gets 413.
+        "KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE": k.max_body_size,
+        "KONG_NGINX_HTTP_CLIENT_BODY_BUFFER_SIZE": k.max_body_size,
+        # SIGQUIT drain: workers finish in-flight requests for this long, then exit.
+        "KONG_NGINX_MAIN_WORKER_SHUTDOWN_TIMEOUT": f"{drain}s",
+        "KONG_GRACE_SECONDS": str(drain),
+        # The local gateway validates plugin blocks against this schema (real Kong ignores it).
+        "KONGMASKER_PLUGIN_SCHEMA": profile.schema_json(),
     }
+    if profile.redis_from == "env":
+        env.update(
+            {
+                "REDIS_HOST": net.peer(Component.REDIS),
+                "REDIS_PORT": str(spec.redis.port),
+                "REDIS_DB": str(spec.redis.db),
+            }
+        )
     if "REDIS_PASSWORD" in secrets:
         env["REDIS_PASSWORD"] = secrets["REDIS_PASSWORD"]
+    if profile.upstream_key_env and "ANTHROPIC_API_KEY" in secrets:
+        env["ANTHROPIC_API_KEY"] = secrets["ANTHROPIC_API_KEY"]
+    plugin_reads = [
+        n
+        for n in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "ANTHROPIC_API_KEY")
+        if n in env and (profile.redis_from == "env" or n == "ANTHROPIC_API_KEY")
+    ]
+    if plugin_reads:
+        # nginx hands its workers no environment unless main-context `env NAME;` names it;
+        # Kong injects this as `env REDIS_HOST; env REDIS_PORT; ...` (docs/kong.md).
+        env["KONG_NGINX_MAIN_ENV"] = "; env ".join(plugin_reads)
     return env
 
 

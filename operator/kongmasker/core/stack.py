@@ -59,6 +59,8 @@ class Action:
     component: Component
     reason: str
     container_id: str = ""
+    drift: bool = False
+    """Someone changed the live configuration behind the operator's back (a Warning)."""
 
 
 @dataclass
@@ -68,12 +70,35 @@ class Observed:
     container: ContainerInfo | None = None
     extras: list[ContainerInfo] = field(default_factory=list)
     config: bytes | None = None
+    applied_hash: str | None = None
+    """Kong: the configuration hash Kong reported right after the operator's last POST /config
+    (kept beside the config file in the container)."""
+    live_hash: str | None = None
+    """Kong: the configuration hash Kong reports now (GET /status); None if it did not answer."""
+
+
+KONG_HASH_SUFFIX = ".applied-hash"
+
+
+def kong_live_hash(spec: StackSpec, probes: Probes) -> str | None:
+    """The configuration_hash Kong reports on its Admin API (Kong 3.x DB-less, and the local
+    gateway), or None when it does not answer."""
+    url = f"http://{spec.docker_host.address}:{spec.kong.admin_port}/status"
+    answer = probes.http_get(url)
+    body = answer.body if answer.ok else None
+    value = body.get("configuration_hash") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def observe(
-    runtime: Runtime, ref: StackRef, desired: Mapping[Component, Desired]
+    runtime: Runtime,
+    ref: StackRef,
+    desired: Mapping[Component, Desired],
+    live_hash: Callable[[], str | None] | None = None,
 ) -> dict[Component, Observed]:
-    """Group the stack's containers by component; read back live config files."""
+    """Group the stack's containers by component; read back live config files and, with
+    `live_hash`, what Kong says it runs (level-based: a config changed through the Admin API
+    is seen even though the file in the container still matches)."""
     mine = runtime.list_containers(ref.name_labels())
     out: dict[Component, Observed] = {c: Observed() for c in START_ORDER}
     for info in mine:
@@ -90,6 +115,10 @@ def observe(
             path = desired[comp].config_path
             if path and obs.container.status != "dead":
                 obs.config = runtime.read_file(obs.container.id, path)
+            if comp is Component.KONG and path and obs.container.running:
+                recorded = runtime.read_file(obs.container.id, path + KONG_HASH_SUFFIX)
+                obs.applied_hash = recorded.decode().strip() or None if recorded else None
+                obs.live_hash = live_hash() if live_hash is not None else None
     return out
 
 
@@ -180,7 +209,42 @@ def _config_action(want: Desired, have: Observed, recreated: set[Component]) -> 
         return Action(ActionKind.APPLY_CONFIG, want.component, "configuration changed")
     if any(dep in recreated for dep in DEPENDS_ON[want.component]):
         return Action(ActionKind.APPLY_CONFIG, want.component, "dependency recreated")
+    if (
+        want.component is Component.KONG
+        and have.live_hash
+        and have.applied_hash
+        and have.live_hash != have.applied_hash
+    ):
+        why = (
+            f"Kong runs configuration {have.live_hash[:12]}, not the rendered one "
+            f"({have.applied_hash[:12]}): changed through the Admin API; re-applied"
+        )
+        return Action(ActionKind.APPLY_CONFIG, want.component, why, drift=True)
     return None
+
+
+def record_kong_hash(
+    runtime: Runtime, observed: Mapping[Component, Observed], desired: Mapping[Component, Desired]
+) -> bool:
+    """A Kong that started from the rendered file and has no recorded hash yet: record the
+    hash it reports now (no POST, so a converged stack stays Ready). Called right after the
+    reconcile that created it gated it healthy; True if recorded."""
+    want, have = desired[Component.KONG], observed.get(Component.KONG)
+    if (
+        have is None
+        or have.container is None
+        or not have.container.running
+        or have.applied_hash is not None
+        or not have.live_hash
+        or want.config_path is None
+        or have.config != want.config
+    ):
+        return False
+    runtime.put_file(
+        have.container.id, want.config_path + KONG_HASH_SUFFIX, have.live_hash.encode()
+    )
+    have.applied_hash = have.live_hash
+    return True
 
 
 Progress = Callable[[Component, str], None]
@@ -320,6 +384,10 @@ class Executor:
                 detail = answer.body if answer.status else answer.error
                 raise ConfigApplyFailed(f"Kong POST /config: HTTP {answer.status}: {detail}")
             self.runtime.put_file(name, want.config_path, want.config)
+            # What Kong calls this config: later reconciles compare its live hash with it.
+            applied = kong_live_hash(self.spec, self.probes)
+            if applied is not None:
+                self.runtime.put_file(name, want.config_path + KONG_HASH_SUFFIX, applied.encode())
         elif want.component is Component.NGINX:
             # Stage, test, then move into place and reload: a config nginx rejects never
             # lands in the real path, so the next reconcile still sees the difference.

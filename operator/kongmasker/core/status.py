@@ -252,6 +252,20 @@ def phase_for(verdicts: Iterable[Verdict], comps: Mapping[str, ComponentStatus])
     return Phase.PROGRESSING
 
 
+def masking_phase(phase: str, conditions: Iterable[Mapping[str, Any]]) -> str:
+    """Ready only while masking is not known to fail: a stack whose canary saw an identifier
+    leak (MaskingVerified False) is Degraded even though every component is healthy; it is
+    Ready again once the canary passes and the Ready condition still holds."""
+    by_type = {str(c.get("type")): c for c in conditions}
+    masking = by_type.get(str(ConditionType.MASKING_VERIFIED)) or {}
+    ready = (by_type.get(str(ConditionType.READY)) or {}).get("status") == "True"
+    if phase == Phase.READY and masking.get("status") == "False":
+        return str(Phase.DEGRADED)
+    if phase == Phase.DEGRADED and ready and masking.get("status") != "False":
+        return str(Phase.READY)
+    return phase
+
+
 def build(
     *,
     old_status: Mapping[str, Any],
@@ -264,8 +278,11 @@ def build(
     """The status object to write, conditions merged with the previous ones."""
     at = now()
     conditions = merge_conditions(old_status.get("conditions") or [], verdicts, generation, at)
+    phase = phase_for(verdicts, comps)
+    if phase is Phase.READY:
+        phase = Phase(masking_phase(phase, [c.to_dict() for c in conditions]))
     return StackStatus(
-        phase=phase_for(verdicts, comps),
+        phase=phase,
         observed_generation=generation,
         conditions=conditions,
         components=comps,

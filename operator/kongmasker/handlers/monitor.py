@@ -144,6 +144,17 @@ def _tick(
             patch["conditions"] = conditions_with(
                 status.get("conditions") or [], result.verdicts, generation, st.now()
             )
+            phase = st.masking_phase(str(status.get("phase")), patch["conditions"])
+            if phase != status.get("phase"):
+                patch["phase"] = phase
+                result.events.append(
+                    st.EventNote(
+                        f"Phase{phase}",
+                        f"phase {status.get('phase')} -> {phase}: masking "
+                        + ("not verified" if phase == Phase.DEGRADED else "verified again"),
+                        warning=phase == Phase.DEGRADED,
+                    )
+                )
         if (report := monitor.status_report(st.now())) is not None:
             patch["watch"] = report
         if patch:

@@ -86,7 +86,7 @@ def test_field_level_errors_are_nested_like_the_input() -> None:
     assert "http(s)" in svc["url"]
     assert "start with" in svc["routes"]["0"]["paths"]
     assert svc["plugins"]["0"]["config"]["mapping_ttl"] == "expected an integer"
-    assert "not enabled" in svc["plugins"]["1"]["name"]
+    assert "not implemented by the local gateway" in svc["plugins"]["1"]["name"]
 
 
 def test_format_version_is_required() -> None:

@@ -15,7 +15,9 @@ import aiohttp
 import pytest
 from tests.support import free_port
 
+from kongmasker.api.kongplugin import PROFILES
 from kongmasker_dataplane.backend import Backend, BackendSettings
+from kongmasker_dataplane.config import SCHEMA_ENV, ConfigError
 from kongmasker_dataplane.gateway import Gateway, GatewaySettings
 from kongmasker_dataplane.mockupstream import MockUpstream
 from kongmasker_dataplane.serving import Listener, Server
@@ -306,3 +308,70 @@ async def test_a_response_that_cannot_be_unmasked_fails_closed(
             await resp.read()
     errors = stack.gw.metrics.masking_errors.labels("unmask")._value.get()
     assert errors == 2
+
+
+async def test_body_above_kongs_limit_is_refused_and_never_forwarded(stack: Stack) -> None:
+    """As nginx's client_max_body_size (KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE): 413, and the
+    upstream sees nothing, identifiers or not."""
+    stack.gw.settings = GatewaySettings.from_env({"KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE": "16k"})
+    assert stack.gw.settings.max_body_bytes == 16 * 1024
+    stack.gw.apply(config(stack.mock_url, fail_secure=False))
+    big = {"messages": [{"role": "user", "content": "i-1234567890abcdef0 " + "x" * 17000}]}
+    status, body = await post(f"{stack.proxy}/v1/messages", big)
+    assert status == 413 and "too large" in body["message"]
+    assert list(stack.mock.history) == []
+    ok = {"messages": [{"role": "user", "content": "i-1234567890abcdef0 " + "x" * 9000}]}
+    status, _ = await post(f"{stack.proxy}/v1/messages", ok)
+    assert status == 200
+    assert "i-1234567890abcdef0" not in json.dumps(stack.mock.history[-1]["body"])
+
+
+async def test_a_bad_post_config_is_400_naming_the_field_and_the_live_one_stays(
+    stack: Stack,
+) -> None:
+    stack.gw.apply(config(stack.mock_url))
+    live = stack.gw.config
+    bad = config(stack.mock_url, redis_hots="x")
+    status, body = await post(f"{stack.admin}/config", bad)
+    assert status == 400
+    assert "redis_hots" in body["message"] and "unknown field" in body["message"]
+    assert stack.gw.config is live
+
+
+async def test_leak_fault_forwards_exactly_one_type_raw(stack: Stack) -> None:
+    """The test fault the canary e2e test uses: only the named type passes through raw."""
+    stack.gw.settings = GatewaySettings.from_env({"KONGMASKER_FAULT_LEAK_TYPE": "EC2"})
+    stack.gw.apply(config(stack.mock_url, fail_secure=False))
+    text = "i-1234567890abcdef0 talks to 10.0.1.23"
+    status, _ = await post(f"{stack.proxy}/v1/messages", {"messages": [{"content": text}]})
+    assert status == 200
+    sent = stack.mock.history[-1]["body"]["messages"][0]["content"]
+    assert "i-1234567890abcdef0" in sent and "10.0.1.23" not in sent
+
+
+def test_a_bad_initial_config_stops_the_gateway_from_starting() -> None:
+    gw = Gateway(
+        GatewaySettings(declarative='{"_format_version": "3.0", "services": [{"name": 1}]}'),
+        environ={},
+    )
+    with pytest.raises(ConfigError, match="services"):
+        gw.load_initial()
+
+
+async def test_a_plugin_that_authenticates_sends_the_upstream_key(stack: Stack) -> None:
+    """Profile enterprise2: the plugin puts ANTHROPIC_API_KEY on the upstream request."""
+    stack.gw.environ = {
+        SCHEMA_ENV: PROFILES["enterprise2"].schema_json(),
+        "ANTHROPIC_API_KEY": "sk-upstream",
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(free_port()),
+    }
+    doc = config(stack.mock_url)
+    doc["services"][0]["plugins"][0]["config"] = {"mapping_ttl": 60, "redis_database": 0}
+    stack.gw.apply(doc)
+    status, _ = await post(f"{stack.proxy}/v1/messages", {"messages": [{"content": "hello"}]})
+    assert status == 200
+    assert stack.mock.history[-1]["headers"]["x-api-key"].startswith("sha256:")
+    # Redis comes from the environment (closed port here): identifiers are refused, fail-secure.
+    status, _ = await post(f"{stack.proxy}/v1/messages", MESSAGE)
+    assert status == 503

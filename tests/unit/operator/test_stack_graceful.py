@@ -240,3 +240,40 @@ def test_reconcile_graceful_restart_that_stops_is_degraded_and_keeps_serving(
     assert warning.warning and "set a new kongmasker.io/restartedAt value" in warning.message
     names = sorted(c.name for c in runtime.containers.values())
     assert names == sorted(NAMES.values()) and all(c.running for c in runtime.containers.values())
+
+
+class KongHealth:
+    """A real Kong image: no ready file; `kong health` inside it answers `exit_code`."""
+
+    def __init__(self, runtime: Any, exit_code: int) -> None:
+        self._rt = ReadyOnStart(runtime, never={"kong"})
+        self.exit_code = exit_code
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rt, name)
+
+    def exec(self, container_id: str, command: list[str], env: Any = None) -> ExecResult:
+        if command == ["kong", "health"]:
+            self.asked.append(container_id)
+            return ExecResult(self.exit_code, "")
+        return self._rt.exec(container_id, command, env)
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_a_kong_without_the_ready_file_is_judged_by_kong_health(
+    ref, spec, runtime, probes, settings, desired, healthy: bool
+) -> None:  # type: ignore[no-untyped-def]
+    _running_stack(ref, spec, runtime, probes, settings, desired)
+    before = runtime.get_container(NAMES[Component.KONG]).id
+    settings = replace(settings, health=replace(settings.health, gate_timeout=0.0))
+    rt = KongHealth(runtime, 0 if healthy else 1)
+    h = _handover(ref, spec, rt, probes, settings)
+    if healthy:
+        h.run(desired, observe(runtime, ref, desired))
+        assert runtime.get_container(NAMES[Component.KONG]).id != before
+    else:
+        with pytest.raises(GracefulRestartFailed, match="kong: no /tmp/kongmasker-ready"):
+            h.run(desired, observe(runtime, ref, desired))
+        assert runtime.get_container(NAMES[Component.KONG]).id == before
+    assert rt.asked, "kong health was asked inside the new container"

@@ -52,7 +52,10 @@ def test_host_mode_wiring(desired) -> None:  # type: ignore[no-untyped-def]
     env = dict(desired[Component.BACKEND].container.env)
     assert env["KONG_PROXY_URL"] == "http://127.0.0.1:8085"  # backend -> nginx -> kong
     assert env["KONG_ADMIN_URL"] == "http://127.0.0.1:8001"
-    assert dict(desired[Component.KONG].container.env)["KONG_STATUS_LISTEN"] == "127.0.0.1:8100"
+    assert (
+        dict(desired[Component.KONG].container.env)["KONG_STATUS_LISTEN"]
+        == "127.0.0.1:8100 reuseport"
+    )
     nginx = desired[Component.NGINX]
     conf = nginx.config.decode()
     assert nginx.config_path == NGINX_CONFIG_PATH
@@ -71,7 +74,7 @@ def test_bridge_mode_uses_container_names_and_publishes_ports(ref: StackRef) -> 
     kong = desired[Component.KONG].container
     assert kong.network_mode == "kmnet"
     assert kong.published_ports[8001] == ("127.0.0.1", 8001)
-    assert dict(kong.env)["KONG_ADMIN_LISTEN"] == "0.0.0.0:8001"
+    assert dict(kong.env)["KONG_ADMIN_LISTEN"] == "0.0.0.0:8001 reuseport"
     assert (
         f"server {naming.container_name('default', 'demo', 'kong')}:8000;"
         in desired[Component.NGINX].config.decode()

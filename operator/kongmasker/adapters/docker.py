@@ -97,7 +97,7 @@ class DockerRuntime:
     """A Runtime backed by one Docker engine (docker SDK, API 1.41+)."""
 
     def __init__(
-        self, client: docker.DockerClient, url: str, owner: str = DEFAULT_OPERATOR_ID
+        self, client: docker.DockerClient, url: str, owner: str | None = DEFAULT_OPERATOR_ID
     ) -> None:
         self._client = client
         self._api = client.api
@@ -114,10 +114,11 @@ class DockerRuntime:
         *,
         tls_files: Mapping[str, bytes] | None = None,
         timeout: float = 60,
-        owner: str = DEFAULT_OPERATOR_ID,
+        owner: str | None = DEFAULT_OPERATOR_ID,
     ) -> DockerRuntime:
         """Client for `url` (empty: DOCKER_HOST, then the local socket). `tls_files` holds
-        ca.pem, cert.pem and key.pem contents for a TCP engine with TLS."""
+        ca.pem, cert.pem and key.pem contents for a TCP engine with TLS. `owner=None` makes an
+        observer (the kubectl plugin): it sees every operator's objects and may change none."""
         url = url or os.environ.get("DOCKER_HOST", "") or "unix:///var/run/docker.sock"
         if not tls_files:
             try:
@@ -263,10 +264,13 @@ class DockerRuntime:
         self._api.update_container(container_id, restart_policy=policy)
 
     def _label_filter(self, labels: Mapping[str, str]) -> list[str]:
-        return [f"{k}={v}" for k, v in {**labels, LABEL_OPERATOR: self.owner}.items()]
+        owned = labels if self.owner is None else {**labels, LABEL_OPERATOR: self.owner}
+        return [f"{k}={v}" for k, v in owned.items()]
 
     def _refuse_foreign(self, kind: str, name: str, labels: Mapping[str, str] | None) -> None:
         other = (labels or {}).get(LABEL_OPERATOR)
+        if self.owner is None:
+            raise RuntimeOperationError(f"{kind} {name}: an observer changes nothing")
         if other and other != self.owner:
             raise RuntimeOperationError(
                 f"{kind} {name} belongs to operator {other!r}, not to this one "

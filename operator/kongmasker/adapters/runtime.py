@@ -115,9 +115,10 @@ class EngineInfo:
 class Runtime(Protocol):
     """A container engine on one host."""
 
-    owner: str
+    owner: str | None
     """Identity of the operator instance this client acts for (label kongmasker.io/operator-id
-    on what it creates; listings and removals are limited to it)."""
+    on what it creates; listings and removals are limited to it). None for an observer (the
+    kubectl plugin): it reads every operator's objects and changes none."""
 
     def info(self) -> EngineInfo:
         """Version and disk facts; raises RuntimeUnavailable if the engine does not answer."""

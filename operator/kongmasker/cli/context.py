@@ -253,7 +253,9 @@ def engine(cluster: Cluster, stack: Stack) -> DockerRuntime:
     spec = stack.spec
 
     def connect(url: str, tls_files: Mapping[str, bytes] | None) -> Runtime:
-        return DockerRuntime.connect(url, tls_files=tls_files, timeout=15)
+        # An observer: the stack's containers carry the identity of whichever operator made
+        # them (kongmasker-operator.<namespace> in a cluster), which the plugin cannot know.
+        return DockerRuntime.connect(url, tls_files=tls_files, timeout=15, owner=None)
 
     default_url = Settings.from_env().docker.default_url
     shown = (

@@ -118,6 +118,8 @@ def plug(
             KONGMASKER_MONITOR_INTERVAL="2",
             KONGMASKER_MONITOR_CANARY_INTERVAL="5",
             KONGMASKER_MONITOR_RESOURCES_INTERVAL="2",
+            # `backup --directory` writes under the test's own folder: an allowed root here.
+            KONGMASKER_BACKUP_DIRECTORY_ROOTS=str(tmp),
         )
         env.apply(NAME, env.spec(NAME))
         env.wait_ready(NAME)

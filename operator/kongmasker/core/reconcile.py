@@ -138,6 +138,7 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
     try:
         runtime = stack_runtime(spec, ref, deps)
         engine = preflight.engine(runtime, spec.docker_host.url)
+        preflight.cpus(engine, spec)
         secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
         grace = deps.settings.stop.grace_seconds
         desired = render_stack(ref, spec, secrets, grace)

@@ -162,6 +162,12 @@ class PluginSpec:
             raise InvalidSpec(
                 f"spec.kong.plugin.profile: {self.profile!r} is not one of " + ", ".join(PROFILES)
             )
+        for key, value in self.config:
+            if isinstance(value, str) and len(value) > MAX_PLUGIN_STRING:
+                raise InvalidSpec(
+                    f"spec.kong.plugin.config.{key}: {len(value)} characters, at most "
+                    f"{MAX_PLUGIN_STRING} (the spec must fit in the object's annotations)"
+                )
         problems = check_config(self.schema, dict(self.config))
         if problems:
             key, why = problems[0]
@@ -568,6 +574,7 @@ MIN_MEMORY_BYTES = 6 * 1024**2
 MIN_NANO_CPUS = 10**7
 """Docker refuses a CPU limit below 0.01 CPU."""
 MAX_IMAGE_LENGTH = 512
+MAX_PLUGIN_STRING = 256
 MAX_ENV_NAME_LENGTH = 128
 _IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

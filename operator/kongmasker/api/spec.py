@@ -580,13 +580,17 @@ _IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 """Docker's grammar of container and volume names."""
+_HOST_CHARS = re.compile(r"[-0-9A-Za-z.:%]+")
 _HOST_NAME = re.compile(
     r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*"
 )
 
 
 def is_host_address(address: str) -> bool:
-    """A DNS host name or an IP literal (fullmatch: `$` would let a trailing newline in)."""
+    """A DNS host name or an IP literal (fullmatch: `$` would let a trailing newline in; the
+    character check first: Python takes anything as an IPv6 scope, `fe80::1%a\nb` too)."""
+    if not _HOST_CHARS.fullmatch(address):
+        return False
     try:
         ipaddress.ip_address(address)
     except ValueError:

@@ -421,8 +421,10 @@ class StackSpec:
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> StackSpec:
-        """Parse a spec dict (camelCase, as stored by the API server)."""
+    def from_dict(cls, raw: Mapping[str, Any], *, values: bool = True) -> StackSpec:
+        """Parse a spec dict (camelCase, as stored by the API server). `values=False` skips
+        the limits on values that only Docker needs (images, env, resources, volume name), for
+        the delete of a stack stored before the CRD had them: what runs must still be stopped."""
         upstream = raw.get("upstream") or {}
         dh = raw.get("dockerHost") or {}
         net = raw.get("network") or {}
@@ -451,7 +453,7 @@ class StackSpec:
             alerts=AlertsSpec.from_dict(raw.get("alerts")),
             monitoring=MonitoringSpec.from_dict(raw.get("monitoring")),
         )
-        spec.validate()
+        spec.validate(values=values)
         return spec
 
     def host_ports(self) -> dict[str, int]:
@@ -474,9 +476,15 @@ class StackSpec:
             "backend": self.backend,
         }
 
-    def validate(self) -> None:
+    def validate(self, *, values: bool = True) -> None:
         """The semantic checks CEL also makes, repeated so that core never trusts its input."""
-        self._validate_values()
+        if not is_host_address(self.docker_host.address):
+            raise InvalidSpec(
+                f"spec.dockerHost.address: {self.docker_host.address!r} is not a host name or "
+                "an IP address; give one without scheme, port, path or whitespace"
+            )
+        if values:
+            self._validate_values()
         ports = self.host_ports()
         seen: dict[int, str] = {}
         for name, port in ports.items():
@@ -515,12 +523,7 @@ class StackSpec:
     def _validate_values(self) -> None:
         """The CRD's static limits on values that reach Docker or a socket (its patterns and
         bounds), so that an object stored before they existed, or written around the CRD, is
-        refused with the field's name instead of a DockerError or a connect to anywhere."""
-        if not is_host_address(self.docker_host.address):
-            raise InvalidSpec(
-                f"spec.dockerHost.address: {self.docker_host.address!r} is not a host name or "
-                "an IP address; give one without scheme, port, path or whitespace"
-            )
+        refused with the field's name instead of a DockerError."""
         for name, comp in self.components().items():
             if len(comp.image) > MAX_IMAGE_LENGTH or not _IMAGE.fullmatch(comp.image):
                 raise InvalidSpec(

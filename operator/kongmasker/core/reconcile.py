@@ -574,7 +574,8 @@ def delete(obj: StackObject, deps: Deps) -> Result:
     unless spec.redis.persistence.deleteOnStackDelete; report in one Event."""
     ref = obj.ref
     try:
-        spec = StackSpec.from_dict(obj.spec)
+        # A value limit newer than the stored object must not leave its containers running.
+        spec = StackSpec.from_dict(obj.spec, values=False)
     except InvalidSpec:
         return Result(events=[st.EventNote(Reason.STOPPED, "invalid spec: nothing was started")])
     try:

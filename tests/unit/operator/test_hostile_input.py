@@ -140,6 +140,22 @@ def test_delete_is_not_held_up_by_an_unusable_secret(
     assert [e[0] for e in runtime.log].count("stop") == 4
 
 
+def test_delete_stops_a_stack_stored_before_the_value_limits(
+    ref: StackRef, spec: StackSpec, settings: Settings
+) -> None:
+    """memory 5Mi was accepted by the CRD before issue 15; such a stack is still stopped."""
+    runtime = CountingRuntime()
+    running_stack(runtime, ref, spec)
+    old = {**SPEC, "redis": {**SPEC["redis"], "resources": {"memory": "5Mi"}}}
+    with pytest.raises(InvalidSpec):
+        StackSpec.from_dict(old)
+    deps = core.Deps(
+        lambda url, tls: runtime, _probes(runtime, SPEC), BadSecrets(), Status(), settings
+    )
+    result = core.delete(core.StackObject(ref, 1, old, {"phase": "Ready"}, {}), deps)
+    assert result.error is None and runtime.containers == {}
+
+
 def test_hibernation_is_not_held_up_by_an_unusable_secret(
     ref: StackRef, spec: StackSpec, settings: Settings
 ) -> None:

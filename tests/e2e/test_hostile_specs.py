@@ -201,6 +201,26 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         stack({"kong": {"plugin": {"config": {f"f{i}": 1 for i in range(25)}}}}),
         "spec.kong.plugin.config",
     ),
+    (
+        "plugin-config-string-oversize",
+        stack({"kong": {"plugin": {"config": {"redis_host": "h" * 257}}}}),
+        "spec.kong.plugin.config.redis_host",
+    ),
+    (
+        "plugin-config-nested",
+        stack({"kong": {"plugin": {"config": {"redis_host": {"x": "y" * 100_000}}}}}),
+        "spec.kong.plugin.config.redis_host",
+    ),
+    (
+        "plugin-config-list",
+        stack({"kong": {"plugin": {"config": {"patterns": ["a"] * 1000}}}}),
+        "spec.kong.plugin.config.patterns",
+    ),
+    (
+        "plugin-config-newline",
+        stack({"kong": {"plugin": {"config": {"redis_host": "h\nX: y"}}}}),
+        "spec.kong.plugin.config.redis_host",
+    ),
     # enums and types
     ("strategy-unknown", stack({"restartStrategy": "Rolling"}), "spec.restartStrategy"),
     ("network-mode-unknown", stack({"network": {"mode": "overlay"}}), "spec.network.mode"),
@@ -307,6 +327,12 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("env-multiline", stack(env("backend", ("PEM", "-----BEGIN-----\nabc\n-----END-----\n")))),
     ("image-digest", stack({"kong": {"image": "reg.local:5000/k/gw:3.9@sha256:" + "a" * 64}})),
     ("volume-two-chars", stack({"redis": {"persistence": {"volumeName": "v1"}}})),
+    (
+        "plugin-config-scalars",
+        stack(
+            {"kong": {"plugin": {"config": {"mask_ec2_instances": True, "redis_timeout": 2000}}}}
+        ),
+    ),
     ("ports-at-bounds", stack({"redis": {"port": 1024}, "backend": {"port": 65535}})),
     (
         "backup-schedule",

@@ -104,6 +104,7 @@ class DockerRuntime:
         self.url = url
         self.owner = owner
         self._data_root: str | None = None
+        self._ncpu: int | None = None
         # Containers this client stopped or removed, and when: their `die` events are ours.
         self._requested: dict[str, float] = {}
 
@@ -149,8 +150,10 @@ class DockerRuntime:
     def info(self) -> EngineInfo:
         version = self._api.version()
         if self._data_root is None:
-            # `docker info` is slow (it counts everything); the data root does not change.
-            self._data_root = str(self._api.info().get("DockerRootDir", ""))
+            # `docker info` is slow (it counts everything); data root and CPUs do not change.
+            raw = self._api.info()
+            self._data_root = str(raw.get("DockerRootDir", ""))
+            self._ncpu = int(raw["NCPU"]) if raw.get("NCPU") else None
         root = self._data_root
         free: int | None = None
         # Only a local engine's data root can be measured from the operator's side.
@@ -161,6 +164,7 @@ class DockerRuntime:
             api_version=str(version.get("ApiVersion", "")),
             data_root=root,
             free_disk_bytes=free,
+            ncpu=self._ncpu,
         )
 
     @_mapped

@@ -110,6 +110,8 @@ class EngineInfo:
     data_root: str
     free_disk_bytes: int | None
     """Free space of the data root if it can be measured from here, else None."""
+    ncpu: int | None = None
+    """CPUs the engine reports (`docker info` NCPU); None if unknown."""
 
 
 class Runtime(Protocol):

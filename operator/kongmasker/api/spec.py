@@ -8,6 +8,7 @@ server returns. Defaults here mirror the CRD's so a partial dict parses the same
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,6 +162,12 @@ class PluginSpec:
             raise InvalidSpec(
                 f"spec.kong.plugin.profile: {self.profile!r} is not one of " + ", ".join(PROFILES)
             )
+        for key, value in self.config:
+            if isinstance(value, str) and len(value) > MAX_PLUGIN_STRING:
+                raise InvalidSpec(
+                    f"spec.kong.plugin.config.{key}: {len(value)} characters, at most "
+                    f"{MAX_PLUGIN_STRING} (the spec must fit in the object's annotations)"
+                )
         problems = check_config(self.schema, dict(self.config))
         if problems:
             key, why = problems[0]
@@ -414,8 +421,10 @@ class StackSpec:
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> StackSpec:
-        """Parse a spec dict (camelCase, as stored by the API server)."""
+    def from_dict(cls, raw: Mapping[str, Any], *, values: bool = True) -> StackSpec:
+        """Parse a spec dict (camelCase, as stored by the API server). `values=False` skips
+        the limits on values that only Docker needs (images, env, resources, volume name), for
+        the delete of a stack stored before the CRD had them: what runs must still be stopped."""
         upstream = raw.get("upstream") or {}
         dh = raw.get("dockerHost") or {}
         net = raw.get("network") or {}
@@ -444,7 +453,7 @@ class StackSpec:
             alerts=AlertsSpec.from_dict(raw.get("alerts")),
             monitoring=MonitoringSpec.from_dict(raw.get("monitoring")),
         )
-        spec.validate()
+        spec.validate(values=values)
         return spec
 
     def host_ports(self) -> dict[str, int]:
@@ -458,8 +467,24 @@ class StackSpec:
             "backend.port": self.backend.port,
         }
 
-    def validate(self) -> None:
+    def components(self) -> dict[str, ComponentSpec]:
+        """The four components by their spec field name."""
+        return {
+            "redis": self.redis,
+            "kong": self.kong,
+            "nginx": self.nginx,
+            "backend": self.backend,
+        }
+
+    def validate(self, *, values: bool = True) -> None:
         """The semantic checks CEL also makes, repeated so that core never trusts its input."""
+        if not is_host_address(self.docker_host.address):
+            raise InvalidSpec(
+                f"spec.dockerHost.address: {self.docker_host.address!r} is not a host name or "
+                "an IP address; give one without scheme, port, path or whitespace"
+            )
+        if values:
+            self._validate_values()
         ports = self.host_ports()
         seen: dict[int, str] = {}
         for name, port in ports.items():
@@ -495,6 +520,46 @@ class StackSpec:
                 "refuse bodies Nginx lets through; raise kong.maxBodySize"
             )
 
+    def _validate_values(self) -> None:
+        """The CRD's static limits on values that reach Docker or a socket (its patterns and
+        bounds), so that an object stored before they existed, or written around the CRD, is
+        refused with the field's name instead of a DockerError."""
+        for name, comp in self.components().items():
+            if len(comp.image) > MAX_IMAGE_LENGTH or not _IMAGE.fullmatch(comp.image):
+                raise InvalidSpec(
+                    f"spec.{name}.image: {comp.image[:80]!r} is not a Docker image reference "
+                    f"([host/]path[:tag][@digest], at most {MAX_IMAGE_LENGTH} characters)"
+                )
+            for key, value in comp.env:
+                if not _ENV_NAME.fullmatch(key) or len(key) > MAX_ENV_NAME_LENGTH:
+                    raise InvalidSpec(
+                        f"spec.{name}.env: {key[:80]!r} is not an environment variable name "
+                        f"(letters, digits and _, not starting with a digit, at most "
+                        f"{MAX_ENV_NAME_LENGTH})"
+                    )
+                if "\x00" in value:
+                    raise InvalidSpec(
+                        f"spec.{name}.env[{key}].value contains a NUL byte, which Docker refuses"
+                    )
+            cpu = comp.resources.nano_cpus
+            if cpu is not None and cpu < MIN_NANO_CPUS:
+                raise InvalidSpec(
+                    f"spec.{name}.resources.cpu: {comp.resources.cpu} is below 10m (0.01 CPU), "
+                    "Docker's minimum"
+                )
+            memory = comp.resources.memory_bytes
+            if memory is not None and memory < MIN_MEMORY_BYTES:
+                raise InvalidSpec(
+                    f"spec.{name}.resources.memory: {comp.resources.memory} is below 6Mi, "
+                    "Docker's minimum memory limit"
+                )
+        volume = self.redis.persistence.volume_name
+        if volume is not None and (len(volume) > 200 or not _DOCKER_NAME.fullmatch(volume)):
+            raise InvalidSpec(
+                f"spec.redis.persistence.volumeName: {volume[:80]!r} is not a Docker volume name "
+                "([a-zA-Z0-9][a-zA-Z0-9_.-]+, at most 200 characters)"
+            )
+
     def secret_refs(self) -> dict[str, SecretKeyRef]:
         """Every Secret key the stack needs, by the env variable it becomes. The alert
         webhook's Secret is not one of them: the containers never see it, and a missing one
@@ -505,6 +570,40 @@ class StackSpec:
             "BACKEND_API_KEY": self.backend.api_key,
         }
         return {k: v for k, v in refs.items() if v is not None}
+
+
+MIN_MEMORY_BYTES = 6 * 1024**2
+"""Docker refuses a memory limit below 6 MiB (linuxMinMemory)."""
+MIN_NANO_CPUS = 10**7
+"""Docker refuses a CPU limit below 0.01 CPU."""
+MAX_IMAGE_LENGTH = 512
+MAX_PLUGIN_STRING = 256
+MAX_ENV_NAME_LENGTH = 128
+_IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+"""Docker's grammar of container and volume names."""
+_HOST_CHARS = re.compile(r"[-0-9A-Za-z.:%]+")
+_HOST_NAME = re.compile(
+    r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*"
+)
+
+
+def is_host_address(address: str) -> bool:
+    """A DNS host name or an IP literal (fullmatch: `$` would let a trailing newline in; the
+    character check first: Python takes anything as an IPv6 scope, `fe80::1%a\nb` too)."""
+    if not _HOST_CHARS.fullmatch(address):
+        return False
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return len(address) <= 253 and _HOST_NAME.fullmatch(address) is not None
+    return True
+
+
+def is_docker_name(name: str) -> bool:
+    """Whether Docker accepts `name` for a container or volume."""
+    return _DOCKER_NAME.fullmatch(name) is not None
 
 
 _MEMORY_UNITS = {

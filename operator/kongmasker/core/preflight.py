@@ -1,7 +1,10 @@
 """Preflight: the checks that must pass before anything is started or changed.
 
 Each check raises PreflightFailed with a vocabulary reason and a message that names the fix;
-`resolve_secrets` returns the Secret values the stack needs (never logged).
+`resolve_secrets` returns the Secret values the stack needs (never logged), each checked to be
+text its consumer can take. What depends only on the spec is refused earlier, by the CRD and
+`StackSpec.validate`; what depends on the host (CPUs, ports, images, disk) or on the Secrets is
+refused here, before anything is created.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 from kongmasker.adapters.kube import SecretReader
 from kongmasker.adapters.runtime import EngineInfo, Runtime
-from kongmasker.api.spec import StackSpec
+from kongmasker.api.spec import SecretKeyRef, StackSpec
 from kongmasker.api.vocabulary import (
     LABEL_OPERATOR,
     LABEL_STACK_NAME,
@@ -71,8 +74,63 @@ def resolve_secrets(spec: StackSpec, namespace: str, secrets: SecretReader) -> d
                 "or fix the secretRef key",
                 reason=Reason.SECRET_KEY_MISSING,
             )
-        values[env_name] = data[ref.key].decode()
+        values[env_name] = secret_text(namespace, ref, env_name, data[ref.key])
     return values
+
+
+# What a Secret value handed to a container cannot hold: Docker refuses a NUL in an env value
+# (C strings end there), and Redis's requirepass and the HTTP header an API key becomes both
+# end at a line break, so a value with one would silently be another password or key.
+_UNUSABLE = {"\x00": "a NUL byte", "\n": "a newline", "\r": "a carriage return"}
+
+
+def secret_text(namespace: str, ref: SecretKeyRef, env_name: str, raw: bytes) -> str:
+    """The value of one Secret key as the text its consumer takes, or PreflightFailed naming
+    the key and the fix (never the value: the messages reach status and Events)."""
+    where = f"Secret {namespace}/{ref.name} key {ref.key!r} (for {env_name})"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # `from None`: the UnicodeDecodeError's text quotes the value's bytes.
+        raise PreflightFailed(
+            f"{where} is not UTF-8 text (invalid byte at offset {exc.start}); store the value "
+            "as UTF-8 text",
+            reason=Reason.SECRET_VALUE_INVALID,
+        ) from None
+    for char, what in _UNUSABLE.items():
+        if char in text:
+            trailing = text.rstrip("\r\n") != text and not any(
+                c in text.rstrip("\r\n") for c in _UNUSABLE
+            )
+            hint = (
+                "remove the trailing line break (create the Secret with --from-literal or "
+                "printf, not echo)"
+                if trailing
+                else "store the value without it"
+            )
+            raise PreflightFailed(
+                f"{where} contains {what}, which {env_name} cannot carry; {hint}",
+                reason=Reason.SECRET_VALUE_INVALID,
+            )
+    return text
+
+
+def cpus(info: EngineInfo, spec: StackSpec) -> None:
+    """No component asks for more CPUs than the engine's host has (Docker refuses it at
+    create, after the components before it have started)."""
+    if info.ncpu is None:
+        return
+    over = [
+        f"spec.{name}.resources.cpu={comp.resources.cpu}"
+        for name, comp in spec.components().items()
+        if (comp.resources.nano_cpus or 0) > info.ncpu * 10**9
+    ]
+    if over:
+        raise PreflightFailed(
+            f"{', '.join(over)}: more than the {info.ncpu} CPU(s) of the Docker host; set at "
+            f"most {info.ncpu}",
+            reason=Reason.INSUFFICIENT_CPU,
+        )
 
 
 def images(runtime: Runtime, desired: Mapping[Component, Desired]) -> None:

@@ -138,6 +138,7 @@ def _reconcile(obj: StackObject, deps: Deps) -> Result:
     try:
         runtime = stack_runtime(spec, ref, deps)
         engine = preflight.engine(runtime, spec.docker_host.url)
+        preflight.cpus(engine, spec)
         secrets = preflight.resolve_secrets(spec, ref.namespace, deps.secrets)
         grace = deps.settings.stop.grace_seconds
         desired = render_stack(ref, spec, secrets, grace)
@@ -573,7 +574,8 @@ def delete(obj: StackObject, deps: Deps) -> Result:
     unless spec.redis.persistence.deleteOnStackDelete; report in one Event."""
     ref = obj.ref
     try:
-        spec = StackSpec.from_dict(obj.spec)
+        # A value limit newer than the stored object must not leave its containers running.
+        spec = StackSpec.from_dict(obj.spec, values=False)
     except InvalidSpec:
         return Result(events=[st.EventNote(Reason.STOPPED, "invalid spec: nothing was started")])
     try:

@@ -117,6 +117,12 @@ def make_store(
             f"Secret {namespace}/{s3.credentials_secret} needs AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY"
         ) from exc
+    except UnicodeDecodeError:
+        # `from None`: the decode error quotes the credential's bytes.
+        raise InvalidSpec(
+            f"Secret {namespace}/{s3.credentials_secret}: AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY must be UTF-8 text"
+        ) from None
     return S3Store(
         s3.bucket, access, secret, endpoint=s3.endpoint, region=s3.region, prefix=s3.prefix
     )

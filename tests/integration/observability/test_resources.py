@@ -16,7 +16,14 @@ from tests.support import wait_until
 from kongmasker import metrics
 from kongmasker.adapters.docker import DockerRuntime
 from kongmasker.adapters.runtime import ContainerStats
-from kongmasker.api.vocabulary import LABEL_COMPONENT, LABEL_PART_OF, PART_OF, Component
+from kongmasker.api.vocabulary import (
+    LABEL_COMPONENT,
+    LABEL_OPERATOR,
+    LABEL_PART_OF,
+    PART_OF,
+    Component,
+)
+from kongmasker.config import DEFAULT_OPERATOR_ID
 from kongmasker.core.resources import ResourceSampler, StackUsage, usage
 
 pytestmark = pytest.mark.integration
@@ -32,7 +39,12 @@ def stack(docker_host: str, images: dict[str, str]) -> Iterator[dict[str, Any]]:
     user-defined bridge network (so it has its own network counters)."""
     client = docker.DockerClient(base_url=docker_host)
     uid = uuid.uuid4().hex[:8]
-    selector = {LABEL_PART_OF: PART_OF, "kongmasker.io/test": f"resources-{uid}"}
+    # The operator's runtime lists only containers stamped with its identity (issue 11).
+    selector = {
+        LABEL_PART_OF: PART_OF,
+        LABEL_OPERATOR: DEFAULT_OPERATOR_ID,
+        "kongmasker.io/test": f"resources-{uid}",
+    }
     network = client.networks.create(f"km-obs-res-{uid}", driver="bridge", labels=selector)
     started: list[Any] = []
 

@@ -21,6 +21,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: the sockets stay bound until all are chosen, so the
+    kernel cannot hand the same port out twice (calls of free_port() one after the other
+    can, and a stack spec with two equal host ports is refused)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def wait_until(
     condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2
 ) -> T:

@@ -24,7 +24,7 @@ import docker
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.support import REPO_ROOT, free_port, wait_until
+from tests.support import REPO_ROOT, free_port, free_ports, wait_until
 
 from kongmasker.api import naming
 
@@ -91,7 +91,13 @@ class StackEnv:
         """A stack spec on fresh free ports, with the test's Secrets and the mock upstream."""
         ports = self.ports.setdefault(
             name,
-            {k: free_port() for k in ("redis", "proxy", "admin", "status", "nginx", "backend")},
+            dict(
+                zip(
+                    ("redis", "proxy", "admin", "status", "nginx", "backend"),
+                    free_ports(6),
+                    strict=True,
+                )
+            ),
         )
         spec: dict[str, Any] = {
             "upstream": {"url": self.mock_url, "apiKeySecretRef": {"name": "upstream"}},

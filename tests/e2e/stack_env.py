@@ -56,7 +56,10 @@ class Operator:
                 self.proc.wait()
 
 
-def start_operator(namespace: str, log: Path, **env: str) -> Operator:
+def start_operator(namespace: str | list[str], log: Path, **env: str) -> Operator:
+    """The operator watching `namespace` (or each of a list of them), logging to `log`."""
+    namespaces = [namespace] if isinstance(namespace, str) else namespace
+    scope = [arg for ns in namespaces for arg in ("--namespace", ns)]
     full_env = {
         **os.environ,
         "KONGMASKER_RECONCILE_INTERVAL": "5",
@@ -67,7 +70,7 @@ def start_operator(namespace: str, log: Path, **env: str) -> Operator:
     }
     handle = log.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kongmasker", "--namespace", namespace],
+        [sys.executable, "-m", "kongmasker", *scope],
         cwd=REPO_ROOT,
         env=full_env,
         stdout=handle,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,11 +30,11 @@ import redis
 from tests.e2e.stack_env import (
     REDIS_PASSWORD,
     Kubectl,
-    Operator,
     StackEnv,
     _teardown,
+    start_operator,
 )
-from tests.support import REPO_ROOT, wait_until
+from tests.support import wait_until
 
 from kongmasker.api import naming
 from kongmasker.api.spec import StackSpec
@@ -50,30 +49,6 @@ minutes; the reported failure (each reconcile deleting the other's containers) s
 one reconcile period, and the operator here reconciles every 5 s (stack_env.start_operator),
 so 60 s covers 12 periodic reconciles of each stack at a fifth of the CI time. The full
 window: KONGMASKER_ISOLATION_WINDOW=300 pytest tests/e2e/test_isolation.py -k colliding."""
-
-
-def _operator(namespaces: list[str], log: Path, **env: str) -> Operator:
-    """The operator watching several namespaces (stack_env.start_operator watches one)."""
-    import os
-
-    args = [a for ns in namespaces for a in ("--namespace", ns)]
-    full_env = {
-        **os.environ,
-        "KONGMASKER_RECONCILE_INTERVAL": "5",
-        "KONGMASKER_RECONCILE_IDLE": "1",
-        "KONGMASKER_HEALTH_GATE_TIMEOUT": "30",
-        "KONGMASKER_STOP_GRACE_SECONDS": "10",
-        **env,
-    }
-    handle = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kongmasker", *args],
-        cwd=REPO_ROOT,
-        env=full_env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    return Operator(proc, log)
 
 
 def _namespace_env(
@@ -97,7 +72,7 @@ def pair(
     r = uuid.uuid4().hex[:5]
     a = _namespace_env(kubectl, docker_client, f"adv{r}-7", mock_upstream, tmp_path)
     b = _namespace_env(kubectl, docker_client, f"adv{r}-7-x", mock_upstream, tmp_path)
-    operator = _operator([a.namespace, b.namespace], tmp_path / "operator.log")
+    operator = start_operator([a.namespace, b.namespace], tmp_path / "operator.log")
     a.operator = b.operator = operator
     try:
         yield a, b
@@ -248,7 +223,7 @@ def test_two_operators_leave_each_other_alone(stack_env: StackEnv, tmp_path: Pat
     assert env.operator is not None
     env.operator.stop()
     ns = env.namespace
-    op_a = _operator([ns], tmp_path / "op-a.log", KONGMASKER_OPERATOR_ID=f"op-a-{ns}")
+    op_a = start_operator([ns], tmp_path / "op-a.log", KONGMASKER_OPERATOR_ID=f"op-a-{ns}")
     env.operator = op_a
     env.apply("s", env.spec("s"))
     env.wait_ready("s")
@@ -273,7 +248,7 @@ def test_two_operators_leave_each_other_alone(stack_env: StackEnv, tmp_path: Pat
     env.kubectl("delete", "kongmaskerstack", "s", "-n", ns, "--wait=true")
     # B (another identity, same namespace scope) starts: its sweep must not touch them, and
     # a stack of its own with the same namespace/name must not take their names or volume.
-    op_b = _operator([ns], tmp_path / "op-b.log", KONGMASKER_OPERATOR_ID=f"op-b-{ns}")
+    op_b = start_operator([ns], tmp_path / "op-b.log", KONGMASKER_OPERATOR_ID=f"op-b-{ns}")
     env.operator = op_b
     env.ports.pop("s")
     env.apply("s", env.spec("s"))
@@ -296,7 +271,7 @@ def test_two_operators_leave_each_other_alone(stack_env: StackEnv, tmp_path: Pat
     )
     env.kubectl("delete", "kongmaskerstack", "s", "-n", ns, "--wait=true")
     # A comes back: its start-up sweep removes its own orphans.
-    env.operator = _operator([ns], tmp_path / "op-a2.log", KONGMASKER_OPERATOR_ID=f"op-a-{ns}")
+    env.operator = start_operator([ns], tmp_path / "op-a2.log", KONGMASKER_OPERATOR_ID=f"op-a-{ns}")
     wait_until(lambda: env.containers("s") == [], timeout=90, what="A to sweep its orphans")
 
 
